@@ -1,0 +1,49 @@
+"""Aligned square crops from FFHQ quads, and the perspective maps between crop and frame."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def crop_corners(size: int) -> np.ndarray:
+    """The crop's corners in its own pixel coordinates (centres at integers), in quad order TL, BL, BR, TR."""
+    lo, hi = -0.5, size - 0.5
+    return np.array([[lo, lo], [lo, hi], [hi, hi], [hi, lo]], dtype=np.float64)
+
+
+def perspective_coeffs(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """3x3 homography H with dst ~ H @ src, from 4+ point pairs: the 8 coefficients by least squares."""
+    src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
+    assert src.shape == dst.shape and src.shape[0] >= 4 and src.shape[1] == 2
+    rows, rhs = [], []
+    for (x, y), (u, v) in zip(src, dst):
+        rows.append([x, y, 1, 0, 0, 0, -u * x, -u * y])
+        rows.append([0, 0, 0, x, y, 1, -v * x, -v * y])
+        rhs += [u, v]
+    coeffs, *_ = np.linalg.lstsq(np.asarray(rows), np.asarray(rhs), rcond=None)
+    return np.append(coeffs, 1.0).reshape(3, 3)
+
+
+def crop_face(frame: np.ndarray, quad: np.ndarray, size: int) -> np.ndarray:
+    """Warp the quad of ``frame`` (H, W, 3 uint8) to a ``size`` x ``size`` crop.
+
+    As in the reference, a quad much larger than the output is first shrunk by an integer factor
+    (area averaging) so the bilinear warp does not alias; outside the frame the image is reflected.
+    """
+    assert frame.ndim == 3 and frame.shape[2] == 3, frame.shape
+    quad = np.asarray(quad, np.float64)
+    assert quad.shape == (4, 2), quad.shape
+    qsize = np.hypot(*(quad[3] - quad[0]))
+    shrink = int(np.floor(qsize / size * 0.5))
+    img = frame
+    if shrink > 1:
+        h, w = frame.shape[:2]
+        img = cv2.resize(frame, (int(round(w / shrink)), int(round(h / shrink))), interpolation=cv2.INTER_AREA)
+        sx, sy = img.shape[1] / w, img.shape[0] / h
+        quad = (quad + 0.5) * [sx, sy] - 0.5
+    h_out_to_src = perspective_coeffs(crop_corners(size), quad)
+    return cv2.warpPerspective(
+        np.ascontiguousarray(img), h_out_to_src, (size, size),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT_101,
+    )

@@ -1,0 +1,163 @@
+"""Demo-pack training: the StyleGAN2 generator and the e4e encoder trained jointly as an encoder-decoder.
+
+Why an encoder-decoder and not a GAN: on 2 CPU cores the budget is ~1 h of training. A measured experiment
+here (DESIGN.md) got 24 dB held-out PSNR in 40 min with L1 + MSE reconstruction, and identity comes from
+PTI per video anyway; a GAN would not converge in that budget. The generator keeps StyleGAN2's
+architecture (modulated convs, noise, ToRGB skips), so PTI, editing and stitching work unchanged.
+
+Resumable: a checkpoint (models, optimiser, step, RNG) is written atomically every ``ckpt_minutes``;
+rerunning the same command continues from it. The learning-rate schedule depends on the step only, so a
+resumed run follows the same schedule as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from stitch.models import Encoder4Editing, EncoderConfig, Generator, GeneratorConfig
+from stitch.models.native import save_model
+
+log = logging.getLogger(__name__)
+
+DEMO_GENERATOR = GeneratorConfig(
+    z_dim=128, w_dim=128, img_resolution=64, mapping_layers=4, channel_base=2048, channel_max=128
+)
+DEMO_ENCODER = EncoderConfig(
+    input_size=64, stage_channels=(16, 32, 64, 128), stage_units=(1, 2, 3, 1), num_ws=10, w_dim=128
+)
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 12000
+    batch: int = 32
+    lr: float = 1e-3
+    lr_final_frac: float = 0.05
+    l1_weight: float = 1.0
+    mse_weight: float = 1.0
+    delta_reg: float = 2e-4
+    seed: int = 0
+    ckpt_minutes: float = 4.0
+    eval_every: int = 500
+    threads: int = 2
+    generator: dict = field(default_factory=DEMO_GENERATOR.to_dict)
+    encoder: dict = field(default_factory=DEMO_ENCODER.to_dict)
+
+
+def to_tensor(crops_uint8: np.ndarray) -> torch.Tensor:
+    """(N, H, W, 3) uint8 -> (N, 3, H, W) float in [-1, 1]."""
+    return torch.from_numpy(crops_uint8).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+def psnr_batch(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """PSNR in dB of images in [-1, 1] (data range 2), one value per image."""
+    mse = (a.clamp(-1, 1) - b).square().flatten(1).mean(1)
+    return 10 * torch.log10(4.0 / mse.clamp_min(1e-12))
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    t = min(step / max(cfg.steps, 1), 1.0)
+    return cfg.lr * (cfg.lr_final_frac + (1 - cfg.lr_final_frac) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def delta_penalty(ws: torch.Tensor) -> torch.Tensor:
+    """e4e's delta regulariser: keeps the W+ codes near a single W so one edit row moves every layer alike."""
+    return (ws[:, 1:] - ws[:, :1]).square().sum(-1).mean()
+
+
+def evaluate(G: Generator, E: Encoder4Editing, held: torch.Tensor, batch: int = 100) -> float:
+    E.eval()
+    with torch.no_grad():
+        vals = [psnr_batch(G.synthesis(E(x)), x) for x in held.split(batch)]
+    E.train()
+    return float(torch.cat(vals).mean())
+
+
+def train(data_path: str | Path, work_dir: str | Path, cfg: TrainConfig) -> dict:
+    """Train (or resume) and write ``work_dir/final/{generator,encoder}.safetensors`` + metrics JSON."""
+    torch.set_num_threads(cfg.threads)
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = work_dir / "ckpt.pt"
+    data = np.load(data_path)
+    crops, holdout = data["crops"], data["holdout"]
+    train_x = to_tensor(crops[~holdout])
+    held_x = to_tensor(crops[holdout])
+    assert train_x.shape[-1] == cfg.generator["img_resolution"] == cfg.encoder["input_size"]
+    torch.manual_seed(cfg.seed)
+    G = Generator(GeneratorConfig.from_dict(cfg.generator))
+    E = Encoder4Editing(EncoderConfig.from_dict(cfg.encoder))
+    params = list(G.synthesis.parameters()) + list(E.parameters())
+    opt = torch.optim.Adam(params, lr=cfg.lr, betas=(0.9, 0.99))
+    step, history = 0, []
+    gen = torch.Generator().manual_seed(cfg.seed)
+    if ckpt_path.is_file():
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        G.load_state_dict(ck["G"])
+        E.load_state_dict(ck["E"])
+        opt.load_state_dict(ck["opt"])
+        step, history = int(ck["step"]), json.loads(ck["history"])
+        gen.set_state(ck["rng"])
+        log.info("resumed from %s at step %d", ckpt_path, step)
+
+    def save_ckpt() -> None:
+        tmp = ckpt_path.with_suffix(".tmp")
+        torch.save(
+            {"G": G.state_dict(), "E": E.state_dict(), "opt": opt.state_dict(), "step": step,
+             "history": json.dumps(history), "rng": gen.get_state()},
+            tmp,
+        )
+        os.replace(tmp, ckpt_path)
+
+    last_ckpt = time.time()
+    t0, imgs = time.time(), 0
+    bar = tqdm(total=cfg.steps, initial=step, desc="train demo pack")
+    while step < cfg.steps:
+        idx = torch.randint(len(train_x), (cfg.batch,), generator=gen)
+        x = train_x[idx]
+        flip = torch.rand(cfg.batch, generator=gen) < 0.5
+        x = torch.where(flip[:, None, None, None], x.flip(3), x)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        ws = E(x)
+        y = G.synthesis(ws)
+        loss = cfg.l1_weight * (y - x).abs().mean() + cfg.mse_weight * (y - x).square().mean()
+        loss = loss + cfg.delta_reg * delta_penalty(ws)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        imgs += cfg.batch
+        bar.update(1)
+        if step % 50 == 0:
+            bar.set_postfix(loss=f"{loss.item():.4f}", ips=f"{imgs / (time.time() - t0):.1f}")
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            p = evaluate(G, E, held_x)
+            history.append({"step": step, "heldout_psnr": p, "loss": float(loss), "time": time.time()})
+            log.info("step %d loss %.4f held-out PSNR %.2f dB (%.1f img/s)", step, loss.item(), p, imgs / (time.time() - t0))
+        if time.time() - last_ckpt > cfg.ckpt_minutes * 60:
+            save_ckpt()
+            last_ckpt = time.time()
+    bar.close()
+    save_ckpt()
+    # w_avg of the demo generator = mean encoded code of the training faces (its mapping is not trained).
+    E.eval()
+    with torch.no_grad():
+        codes = torch.cat([E(x) for x in train_x[:2000].split(200)])
+    G.mapping.w_avg.copy_(codes.mean(dim=(0, 1)))
+    final = work_dir / "final"
+    save_model(G, final / "generator.safetensors", extra={"train": asdict(cfg)})
+    save_model(E, final / "encoder.safetensors", extra={"train": asdict(cfg)})
+    metrics = {"steps": step, "heldout_psnr": evaluate(G, E, held_x), "history": history}
+    (final / "train_metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
