@@ -47,3 +47,30 @@ def crop_face(frame: np.ndarray, quad: np.ndarray, size: int) -> np.ndarray:
         np.ascontiguousarray(img), h_out_to_src, (size, size),
         flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT_101,
     )
+
+
+def run(video, quads_npz, out_npz, size: int) -> None:
+    """Stage ``crop``: crops (F, T, S, S, 3) of every selected face track (zeros where a frame is invalid)."""
+    import logging
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from stitch.video import iter_frames
+
+    q = np.load(quads_npz)
+    quads, valid = q["quads"], q["valid"]
+    n_faces, n_frames = valid.shape
+    crops = np.zeros((n_faces, n_frames, size, size, 3), np.uint8)
+    t = -1
+    for t, frame in enumerate(tqdm(iter_frames(video), total=n_frames, desc="crop")):
+        if t >= n_frames:
+            raise ValueError(f"{video}: more frames than the {n_frames} the alignment saw")
+        for f in range(n_faces):
+            if valid[f, t]:
+                crops[f, t] = crop_face(frame, quads[f, t], size)
+    assert t + 1 == n_frames, f"{video}: decoded {t + 1} frames, alignment has {n_frames}"
+    tmp = Path(out_npz).with_name(Path(out_npz).stem + ".tmp.npz")
+    np.savez(tmp, crops=crops, valid=valid, quads=quads, track_ids=q["track_ids"])
+    tmp.replace(out_npz)
+    logging.getLogger(__name__).info("cropped %d face track(s) x %d frames at %d px", n_faces, n_frames, size)

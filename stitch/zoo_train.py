@@ -143,7 +143,7 @@ def train(data_path: str | Path, work_dir: str | Path, cfg: TrainConfig) -> dict
             bar.set_postfix(loss=f"{loss.item():.4f}", ips=f"{imgs / (time.time() - t0):.1f}")
         if step % cfg.eval_every == 0 or step == cfg.steps:
             p = evaluate(G, E, held_x)
-            history.append({"step": step, "heldout_psnr": p, "loss": float(loss), "time": time.time()})
+            history.append({"step": step, "heldout_psnr": p, "loss": float(loss.detach()), "time": time.time()})
             log.info("step %d loss %.4f held-out PSNR %.2f dB (%.1f img/s)", step, loss.item(), p, imgs / (time.time() - t0))
         if time.time() - last_ckpt > cfg.ckpt_minutes * 60:
             save_ckpt()

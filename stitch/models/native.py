@@ -114,3 +114,41 @@ def load_native(path: str | Path, device: str | torch.device = "cpu", kind: str 
     model = cls(cfg)
     load_state_strict(model, state, wpath)
     return model.eval().requires_grad_(False).to(device)
+
+
+def save_bundle(models: dict[str, nn.Module], path: str | Path) -> Path:
+    """Several models of one kind in one safetensors file (keys ``<name>/<param>``) + a JSON of configs."""
+    wpath, cpath = weights_path(path), config_path(path)
+    wpath.parent.mkdir(parents=True, exist_ok=True)
+    tensors, configs = {}, {}
+    for name, model in models.items():
+        assert "/" not in name, name
+        configs[name] = {"kind": _kind_of(model), "config": model.cfg.to_dict()}
+        tensors.update({f"{name}/{k}": v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()})
+    meta = {"format": "stitch-bundle", "version": FORMAT_VERSION, "models": configs}
+    tmp_w, tmp_c = wpath.with_name(wpath.name + ".tmp"), cpath.with_name(cpath.name + ".tmp")
+    save_file(tensors, str(tmp_w))
+    tmp_c.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp_w, wpath)
+    os.replace(tmp_c, cpath)
+    return wpath
+
+
+def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> dict[str, nn.Module]:
+    """Inverse of :func:`save_bundle`."""
+    wpath, cpath = weights_path(path), config_path(path)
+    try:
+        meta = json.loads(cpath.read_text())
+        state = load_file(str(wpath))
+    except (OSError, json.JSONDecodeError, SafetensorError, ValueError) as e:
+        raise StitchError(f"{wpath}: cannot read model bundle ({str(e).splitlines()[0]})") from None
+    if meta.get("format") != "stitch-bundle":
+        raise StitchError(f"{cpath}: not a Stitch model bundle")
+    out = {}
+    for name, entry in meta["models"].items():
+        cls, cfg_cls = KINDS[entry["kind"]]
+        model = cls(cfg_cls.from_dict(entry["config"]))
+        prefix = name + "/"
+        load_state_strict(model, {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}, wpath)
+        out[name] = model.eval().requires_grad_(False).to(device)
+    return out

@@ -1,0 +1,7 @@
+"""Rule crop: aligned crops at the pack's resolution (stitch.crop)."""
+
+from stitch.crop import run
+from stitch.smk import setup
+
+setup(snakemake)
+run(snakemake.input.video, snakemake.input.quads, snakemake.output.crops, size=snakemake.params.size)

@@ -1,0 +1,9 @@
+"""Rule demo_pack: assemble resources/models/demo (stitch.zoo_pack)."""
+
+from stitch.smk import setup
+from stitch.zoo_pack import run
+
+setup(snakemake)
+i = snakemake.input
+run(i.generator, i.encoder, i.train_metrics, i.directions, i.direction_stats, snakemake.output.manifest,
+    align_scale=snakemake.params.align_scale, steps=snakemake.params.steps)

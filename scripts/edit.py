@@ -1,0 +1,7 @@
+"""Rule edit: edited latents for one edit (stitch.edit)."""
+
+from stitch.edit import run
+from stitch.smk import setup
+
+setup(snakemake)
+run(snakemake.input.pivots, snakemake.params.pack, snakemake.params.factors, snakemake.output.latents)

@@ -1,0 +1,7 @@
+"""Rule invert: e4e pivots (stitch.invert)."""
+
+from stitch.invert import run
+from stitch.smk import setup
+
+device = setup(snakemake)
+run(snakemake.input.crops, snakemake.params.pack, snakemake.output.pivots, device=device)

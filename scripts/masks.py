@@ -1,0 +1,8 @@
+"""Rule masks: face segmentation and stitching masks (stitch.masks)."""
+
+from stitch.masks import run
+from stitch.smk import setup
+
+device = setup(snakemake)
+p = snakemake.params
+run(snakemake.input.crops, snakemake.input.tracks, snakemake.output.masks, method=p.method, pack=p.pack, device=device)

@@ -1,0 +1,8 @@
+"""Rule paste: un-align the edited crops and composite them onto the original frames (stitch.paste)."""
+
+from stitch.paste import run
+from stitch.smk import setup
+
+setup(snakemake)
+i = snakemake.input
+run(i.video, i.crops, i.quads, i.masks, snakemake.output.frames, feather=snakemake.params.feather)

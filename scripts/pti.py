@@ -1,0 +1,8 @@
+"""Rule pti: one tuned generator per face track (stitch.pti)."""
+
+from stitch.pti import run
+from stitch.smk import setup
+
+device = setup(snakemake)
+run(snakemake.input.crops, snakemake.input.pivots, snakemake.params.pack, snakemake.params.settings,
+    snakemake.output.generators, snakemake.output.stats, device=device)

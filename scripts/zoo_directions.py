@@ -1,0 +1,7 @@
+"""Rule zoo_directions: fit the demo pack's edit directions (stitch.zoo_directions)."""
+
+from stitch.smk import setup
+from stitch.zoo_directions import run
+
+device = setup(snakemake)
+run(snakemake.input.data, snakemake.input.encoder, snakemake.output.directions, snakemake.output.stats, device=device)

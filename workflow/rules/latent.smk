@@ -1,0 +1,73 @@
+# Latent side: e4e inversion (pivots), pivotal tuning of one generator per face track, latent edits.
+
+
+rule invert:
+    input:
+        crops=R("crop", "crops.npz"),
+        pack=pack_files,
+    output:
+        pivots=R("invert", "pivots.npy"),
+    log:
+        R("logs", "invert.log"),
+    benchmark:
+        R("benchmarks", "invert.tsv")
+    params:
+        pack=lambda wc: pack_dir(wc.video),
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=6000,
+        runtime=30,
+    script:
+        "../../scripts/invert.py"
+
+
+rule pti:
+    input:
+        crops=R("crop", "crops.npz"),
+        pivots=R("invert", "pivots.npy"),
+        pack=pack_files,
+    output:
+        generators=R("pti", "generators.safetensors"),
+        stats=R("pti", "stats.json"),
+    log:
+        R("logs", "pti.log"),
+    benchmark:
+        R("benchmarks", "pti.tsv")
+    params:
+        pack=lambda wc: pack_dir(wc.video),
+        settings=lambda wc: {
+            "epochs": setting(wc.video, "pti", "epochs"),
+            "lr": setting(wc.video, "pti", "lr"),
+            "mse_weight": setting(wc.video, "pti", "mse_weight"),
+            "lpips_weight": setting(wc.video, "pti", "lpips_weight"),
+            "seed": setting(wc.video, "pti", "seed"),
+        },
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=240,
+    script:
+        "../../scripts/pti.py"
+
+
+rule edit:
+    input:
+        pivots=R("invert", "pivots.npy"),
+        pack=pack_files,
+    output:
+        latents=R("edit", "{edit}.npy"),
+    log:
+        R("logs", "edit_{edit}.log"),
+    benchmark:
+        R("benchmarks", "edit_{edit}.tsv")
+    params:
+        pack=lambda wc: pack_dir(wc.video),
+        factors=lambda wc: EDITS[wc.edit],
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../../scripts/edit.py"

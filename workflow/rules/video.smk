@@ -1,0 +1,62 @@
+# Video in and out: the demo clip, decoding facts + audio, and the final H.264 + AAC encode.
+
+
+rule democlip:
+    """The README demo's input: a clip made at run time from matplotlib's bundled photo (no download)."""
+    output:
+        video=f"{RESULTS}/_inputs/grace_hopper.mp4",
+    log:
+        f"{RESULTS}/_inputs/democlip.log",
+    benchmark:
+        f"{RESULTS}/_inputs/democlip.benchmark.tsv"
+    params:
+        seconds=3.0,
+        fps=24,
+        size=256,
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../../scripts/democlip.py"
+
+
+rule frames:
+    input:
+        video=video_path,
+    output:
+        info=R("frames", "info.json"),
+        audio=R("frames", "audio.wav"),
+    log:
+        R("logs", "frames.log"),
+    benchmark:
+        R("benchmarks", "frames.tsv")
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    script:
+        "../../scripts/frames.py"
+
+
+rule encode:
+    """Edited frames -> H.264 at the source fps with the source audio; plus original | reconstruction | edit."""
+    input:
+        video=video_path,
+        frames=R("paste", "{edit}.npy"),
+        recon=R("paste", "_recon.npy"),
+        info=R("frames", "info.json"),
+        audio=R("frames", "audio.wav"),
+    output:
+        video=R("encode", "{edit}.mp4"),
+        side_by_side=R("encode", "side_by_side_{edit}.mp4"),
+    log:
+        R("logs", "encode_{edit}.log"),
+    benchmark:
+        R("benchmarks", "encode_{edit}.tsv")
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    script:
+        "../../scripts/encode.py"

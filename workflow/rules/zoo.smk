@@ -1,0 +1,97 @@
+# The demo model pack, trained by the project itself on UTKFace (target: demo_pack). Rerun with
+#   snakemake --cores 2 demo_pack
+# Training is resumable: it checkpoints every few minutes into {zoo.work}/train/ckpt.pt.
+
+ZOO = config.get("zoo", {})
+ZOO_WORK = ZOO.get("work", "results/zoo")
+
+
+rule zoo_data:
+    input:
+        tar=ZOO.get("utkface_tar", "../shared/data/faces/utkface.tar"),
+    output:
+        data=f"{ZOO_WORK}/utkface_{ZOO.get('size', 64)}.npz",
+    log:
+        f"{ZOO_WORK}/logs/zoo_data.log",
+    benchmark:
+        f"{ZOO_WORK}/benchmarks/zoo_data.tsv"
+    params:
+        size=ZOO.get("size", 64),
+        align_scale=ZOO.get("align_scale", 0.6),
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    shell:
+        f"python {workflow.basedir}/scripts/zoo_data.py"
+        " {input.tar} {output.data} --size {params.size}"
+        " --align-scale {params.align_scale} --workers {threads} > {log} 2>&1"
+
+
+rule zoo_train:
+    input:
+        data=rules.zoo_data.output.data,
+    output:
+        generator=f"{ZOO_WORK}/train/final/generator.safetensors",
+        encoder=f"{ZOO_WORK}/train/final/encoder.safetensors",
+        metrics=f"{ZOO_WORK}/train/final/train_metrics.json",
+    log:
+        f"{ZOO_WORK}/logs/zoo_train.log",
+    benchmark:
+        f"{ZOO_WORK}/benchmarks/zoo_train.tsv"
+    params:
+        work=f"{ZOO_WORK}/train",
+        steps=ZOO.get("steps", 5000),
+        batch=ZOO.get("batch", 32),
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=180,
+    shell:
+        f"python {workflow.basedir}/scripts/zoo_train.py"
+        " {input.data} {params.work} --steps {params.steps}"
+        " --batch {params.batch} --threads {threads} > {log} 2>&1"
+
+
+rule zoo_directions:
+    input:
+        data=rules.zoo_data.output.data,
+        encoder=rules.zoo_train.output.encoder,
+    output:
+        directions=f"{ZOO_WORK}/directions/directions.safetensors",
+        stats=f"{ZOO_WORK}/directions/stats.json",
+    log:
+        f"{ZOO_WORK}/logs/zoo_directions.log",
+    benchmark:
+        f"{ZOO_WORK}/benchmarks/zoo_directions.tsv"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    script:
+        "../../scripts/zoo_directions.py"
+
+
+rule demo_pack:
+    """Assemble resources/models/demo: weights, directions, manifest with sha256 and provenance."""
+    input:
+        generator=rules.zoo_train.output.generator,
+        encoder=rules.zoo_train.output.encoder,
+        train_metrics=rules.zoo_train.output.metrics,
+        directions=rules.zoo_directions.output.directions,
+        direction_stats=rules.zoo_directions.output.stats,
+    output:
+        manifest="resources/models/demo/pack.yaml",
+    log:
+        f"{ZOO_WORK}/logs/demo_pack.log",
+    benchmark:
+        f"{ZOO_WORK}/benchmarks/demo_pack.tsv"
+    params:
+        align_scale=ZOO.get("align_scale", 0.6),
+        steps=ZOO.get("steps", 5000),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../../scripts/demo_pack.py"
