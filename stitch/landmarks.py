@@ -50,3 +50,184 @@ class FaceLandmarker:
             box = (r.left(), r.top(), r.right(), r.bottom())
             dets.append(Detection(box, float(s), self.landmarks_in_box(img, box)))
         return sorted(dets, key=lambda d: -d.score)
+
+
+@dataclass
+class Track:
+    """One face over time. ``landmarks`` (T, 68, 2) and ``boxes`` (T, 4) are NaN where the face is absent;
+    ``present`` (T,) bool; ``areas`` (T,) box areas in px² (NaN where absent); ``scores`` (T,) HOG scores."""
+
+    id: int
+    landmarks: np.ndarray
+    present: np.ndarray
+    boxes: np.ndarray
+    areas: np.ndarray
+    scores: np.ndarray
+
+    @property
+    def num_present(self) -> int:
+        return int(self.present.sum())
+
+    @property
+    def mean_area(self) -> float:
+        return float(np.nanmean(self.areas)) if self.present.any() else 0.0
+
+    @property
+    def first(self) -> int:
+        return int(np.argmax(self.present))
+
+    @property
+    def last(self) -> int:
+        return int(len(self.present) - 1 - np.argmax(self.present[::-1]))
+
+
+def _box_arr(box) -> np.ndarray:
+    return np.asarray(box, dtype=np.float64)
+
+
+def box_iou(a, b) -> float:
+    """IoU of two (left, top, right, bottom) boxes."""
+    a, b = _box_arr(a), _box_arr(b)
+    iw = min(a[2], b[2]) - max(a[0], b[0])
+    ih = min(a[3], b[3]) - max(a[1], b[1])
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def _centre_size(box) -> tuple[np.ndarray, float]:
+    b = _box_arr(box)
+    return (b[:2] + b[2:]) * 0.5, float(np.sqrt(max((b[2] - b[0]) * (b[3] - b[1]), 1.0)))
+
+
+def _dedupe(dets: list[Detection], thresh: float = 0.5) -> list[Detection]:
+    """Drop detections overlapping a higher-scoring one in the same frame by IoU > ``thresh``."""
+    keep: list[Detection] = []
+    for d in sorted(dets, key=lambda d: -d.score):
+        if all(box_iou(d.box, k.box) <= thresh for k in keep):
+            keep.append(d)
+    return keep
+
+
+def track_faces(
+    detections_per_frame: list[list[Detection]], max_gap: int, min_track_frac: float = 0.3, iou_thresh: float = 0.3,
+    max_centre_dist: float = 0.5,
+) -> list[Track]:
+    """Link per-frame detections into face tracks by greedy matching over time.
+
+    A detection continues a track last seen at most ``max_gap`` + 1 frames earlier when their boxes overlap by
+    IoU >= ``iou_thresh`` or their centres are closer than ``max_centre_dist`` x the face size (sqrt of box
+    area); best pairs (highest IoU, then nearest centre) are taken first, one detection per track and frame.
+    A track lost for longer is resumed only by a detection overlapping its last box by IoU >= ``iou_thresh``
+    (the same face coming back at the same place; the frames between stay absent). Unmatched detections start
+    new tracks. Tracks present on fewer than ``min_track_frac`` of the frames (e.g. a single-frame false HOG
+    detection) are dropped. Ids are assigned by decreasing mean box area: 0 = the largest face.
+    """
+    n = len(detections_per_frame)
+    # per track: list of (t, Detection)
+    tracks: list[list[tuple[int, Detection]]] = []
+    for t, dets in enumerate(detections_per_frame):
+        dets = _dedupe(list(dets))
+        pairs = []  # (priority, -iou, dist, track index, det index)
+        for ti, tr in enumerate(tracks):
+            t_last, d_last = tr[-1]
+            if t_last >= t:
+                continue
+            recent = t - t_last <= max_gap + 1
+            c_last, s_last = _centre_size(d_last.box)
+            for di, d in enumerate(dets):
+                iou = box_iou(d_last.box, d.box)
+                c, s = _centre_size(d.box)
+                dist = float(np.hypot(*(c - c_last))) / max(s_last, s)
+                if recent and (iou >= iou_thresh or dist < max_centre_dist):
+                    pairs.append((0, -iou, dist, ti, di))
+                elif not recent and iou >= iou_thresh:
+                    pairs.append((1, -iou, dist, ti, di))
+        pairs.sort()
+        used_t, used_d = set(), set()
+        for _, _, _, ti, di in pairs:
+            if ti in used_t or di in used_d:
+                continue
+            used_t.add(ti)
+            used_d.add(di)
+            tracks[ti].append((t, dets[di]))
+        for di, d in enumerate(dets):
+            if di not in used_d:
+                tracks.append([(t, d)])
+
+    min_frames = max(1, int(np.ceil(min_track_frac * n - 1e-9)))
+    out: list[Track] = []
+    for tr in tracks:
+        if len(tr) < min_frames:
+            continue
+        lms = np.full((n, 68, 2), np.nan)
+        boxes = np.full((n, 4), np.nan)
+        scores = np.full(n, np.nan)
+        present = np.zeros(n, bool)
+        for t, d in tr:
+            lms[t] = d.landmarks
+            boxes[t] = d.box
+            scores[t] = d.score
+            present[t] = True
+        areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+        out.append(Track(-1, lms, present, boxes, areas, scores))
+    out.sort(key=lambda tr: (-tr.mean_area, tr.first))
+    for i, tr in enumerate(out):
+        tr.id = i
+    return out
+
+
+def detect_video(
+    frames_iter, landmarker: FaceLandmarker, progress: bool = True, total: int | None = None,
+) -> list[list[Detection]]:
+    """All detections of every frame of an iterable of RGB uint8 frames."""
+    from tqdm import tqdm
+
+    if total is None and hasattr(frames_iter, "__len__"):
+        total = len(frames_iter)
+    return [landmarker.detect(f) for f in tqdm(frames_iter, total=total, desc="landmarks", disable=not progress)]
+
+
+def save_tracks(path, tracks: list[Track], num_frames: int, **extra) -> None:
+    """tracks.npz: landmarks (N, T, 68, 2), present (N, T), boxes (N, T, 4), areas (N, T), scores (N, T)."""
+    from pathlib import Path
+
+    def stack(key, shape):
+        vals = [getattr(tr, key) for tr in tracks]
+        if vals:
+            return np.stack(vals)
+        return np.zeros((0, num_frames) + shape, np.bool_ if key == "present" else np.float64)
+
+    tmp = Path(path).with_name(Path(path).stem + ".tmp.npz")
+    np.savez(tmp, landmarks=stack("landmarks", (68, 2)), present=stack("present", ()), boxes=stack("boxes", (4,)),
+             areas=stack("areas", ()), scores=stack("scores", ()), num_frames=np.int64(num_frames), **extra)
+    tmp.replace(path)
+
+
+def load_tracks(path) -> list[Track]:
+    d = np.load(path)
+    return [Track(i, d["landmarks"][i], d["present"][i], d["boxes"][i], d["areas"][i], d["scores"][i])
+            for i in range(len(d["present"]))]
+
+
+def run(video, out_npz, upsample: int = 0, max_gap: int = 8, min_track_frac: float = 0.3) -> list[Track]:
+    """Stage ``landmarks``: detect + landmark every frame, link faces into tracks, write ``tracks.npz``."""
+    import logging
+
+    from stitch.video import iter_frames
+
+    log = logging.getLogger(__name__)
+    dets = detect_video(iter_frames(video), FaceLandmarker(upsample))
+    tracks = track_faces(dets, max_gap=max_gap, min_track_frac=min_track_frac)
+    n = len(dets)
+    save_tracks(out_npz, tracks, n)
+    n_none = sum(1 for d in dets if not d)
+    log.info("%s: %d frames, %d without a face, %d track(s) kept", video, n, n_none, len(tracks))
+    for tr in tracks:
+        log.info("track %d: present on %d/%d frames (%d..%d), mean box area %.0f px²",
+                 tr.id, tr.num_present, n, tr.first, tr.last, tr.mean_area)
+    if not tracks:
+        log.warning("%s: no face track found (no face on at least %.0f%% of the frames)", video, 100 * min_track_frac)
+    return tracks

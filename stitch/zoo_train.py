@@ -121,7 +121,7 @@ def train(data_path: str | Path, work_dir: str | Path, cfg: TrainConfig) -> dict
 
     last_ckpt = time.time()
     t0, imgs = time.time(), 0
-    bar = tqdm(total=cfg.steps, initial=step, desc="train demo pack")
+    bar = tqdm(total=cfg.steps, initial=step, desc="train demo pack", mininterval=30.0)
     while step < cfg.steps:
         idx = torch.randint(len(train_x), (cfg.batch,), generator=gen)
         x = train_x[idx]

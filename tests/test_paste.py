@@ -1,0 +1,147 @@
+"""Paste back (stitch.paste): crop -> paste of an unedited crop reproduces the frame; outside is untouched."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from stitch.align import ffhq_quad
+from stitch.crop import crop_face
+from stitch.paste import feather, paste_face, paste_video
+
+
+def read_frames(path, count):
+    try:
+        from stitch.video import read_frames as rf
+    except ImportError:
+        rf = None
+    if rf is not None:
+        return rf(path, 0, count)
+    import av
+
+    out = []
+    with av.open(str(path)) as c:
+        for f in c.decode(video=0):
+            out.append(np.ascontiguousarray(f.to_ndarray(format="rgb24")))
+            if len(out) == count:
+                break
+    return np.stack(out)
+
+
+def quad_region(quad, shape, erode=0, dilate=0):
+    m = np.zeros(shape[:2], np.uint8)
+    cv2.fillConvexPoly(m, np.rint(np.asarray(quad) * 16).astype(np.int32), 1, shift=4)
+    if erode:
+        m = cv2.erode(m, np.ones((2 * erode + 1,) * 2, np.uint8))
+    if dilate:
+        m = cv2.dilate(m, np.ones((2 * dilate + 1,) * 2, np.uint8))
+    return m.astype(bool)
+
+
+def smooth_image(h, w, seed=0):
+    rng = np.random.default_rng(seed)
+    small = rng.uniform(0, 255, (h // 16, w // 16, 3)).astype(np.float32)
+    img = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+QUAD = np.array([[60.3, 40.7], [45.1, 190.2], [195.6, 205.4], [210.2, 55.9]])
+
+
+def test_roundtrip_synthetic_and_outside_identical():
+    frame = smooth_image(256, 288)
+    crop = crop_face(frame, QUAD, 192)
+    out = paste_face(frame, crop, QUAD, None)
+    inner = quad_region(QUAD, frame.shape, erode=3)
+    err = np.abs(out.astype(int) - frame.astype(int))
+    assert err[inner].mean() < 2.0
+    outside = ~quad_region(QUAD, frame.shape, dilate=2)
+    assert np.array_equal(out[outside], frame[outside])
+
+
+def test_alpha_zero_is_bit_identical():
+    frame = smooth_image(200, 240, seed=1)
+    crop = np.full((128, 128, 3), 255, np.uint8)
+    out = paste_face(frame, crop, QUAD * 0.8, np.zeros((128, 128), np.float32))
+    assert np.array_equal(out, frame)
+    # alpha zero on the left half of the crop: that half of the quad is untouched, the right half is white
+    alpha = np.zeros((128, 128), np.float32)
+    alpha[:, 64:] = 1.0
+    out = paste_face(frame, crop, QUAD * 0.8, alpha)
+    q = QUAD * 0.8
+    left = quad_region([q[0], q[1], (q[1] + q[2]) / 2, (q[0] + q[3]) / 2], frame.shape, erode=2)
+    right = quad_region([(q[0] + q[3]) / 2, (q[1] + q[2]) / 2, q[2], q[3]], frame.shape, erode=2)
+    assert np.array_equal(out[left], frame[left])
+    assert (out[right] == 255).all()
+    assert out.dtype == np.uint8 and out is not frame
+
+
+def test_half_alpha_blends():
+    frame = np.zeros((100, 100, 3), np.uint8)
+    crop = np.full((64, 64, 3), 200, np.uint8)
+    quad = np.array([[20.0, 20.0], [20.0, 80.0], [80.0, 80.0], [80.0, 20.0]])
+    out = paste_face(frame, crop, quad, np.full((64, 64), 0.5, np.float32))
+    assert (out[30:70, 30:70] == 100).all()
+    assert (out[:15] == 0).all() and (out[:, 86:] == 0).all()
+
+
+def test_small_quad_large_crop_no_alias():
+    frame = smooth_image(120, 120, seed=2)
+    quad = np.array([[30.0, 30.0], [30.0, 90.0], [90.0, 90.0], [90.0, 30.0]])
+    crop = crop_face(frame, quad, 512)  # pasted back 8x smaller: shrunk by area averaging first
+    out = paste_face(frame, crop, quad, None)
+    inner = quad_region(quad, frame.shape, erode=2)
+    assert np.abs(out.astype(int) - frame.astype(int))[inner].mean() < 2.0
+
+
+def test_feather():
+    m = np.zeros((100, 100), np.float32)
+    m[20:80, 20:80] = 1
+    f = feather(m, 6)
+    assert f.dtype == np.float32 and f.min() >= 0 and f.max() <= 1
+    assert (f[m == 0] == 0).all()
+    assert np.allclose(f[35:65, 35:65], 1.0)
+    row = f[50, 15:50]
+    assert (np.diff(row) >= -1e-6).all() and 0 < f[50, 27] < 1
+    np.testing.assert_array_equal(feather(m, 0), m)
+    # a mask touching the crop edge fades out towards it too
+    edge = np.ones((50, 50), np.float32)
+    fe = feather(edge, 5)
+    assert fe[0, 25] < 0.02 and fe[25, 25] == pytest.approx(1.0)
+
+
+def test_paste_video_valid_and_faces():
+    frames = np.stack([smooth_image(100, 100, seed=s) for s in range(3)])
+    quad = np.array([[20.0, 20.0], [20.0, 80.0], [80.0, 80.0], [80.0, 20.0]])
+    crops = np.full((3, 32, 32, 3), 10, np.uint8)
+    quads = np.repeat(quad[None], 3, 0)
+    alphas = np.full((3, 32, 32), 255, np.uint8)  # uint8 alphas are scaled by 1/255
+    out = list(paste_video(iter(frames), crops, quads, alphas, np.array([True, False, True])))
+    assert len(out) == 3
+    assert (out[0][30:70, 30:70] == 10).all() and (out[2][30:70, 30:70] == 10).all()
+    assert np.array_equal(out[1], frames[1])
+    # two faces: face 0 ends on top where they overlap
+    crops2 = np.stack([np.full((3, 32, 32, 3), 10, np.uint8), np.full((3, 32, 32, 3), 99, np.uint8)])
+    quads2 = np.stack([quads, quads + 10])
+    out = list(paste_video(frames, crops2, quads2, None, np.ones((2, 3), bool), feather_px=0))
+    assert (out[0][40:70, 40:70] == 10).all() and (out[0][82:88, 82:88] == 99).all()
+
+
+def test_roundtrip_real_frame(shared_data):
+    frame = read_frames(shared_data / "videos" / "talk_1.mp4", 1)[0]
+    from stitch.landmarks import FaceLandmarker
+
+    dets = FaceLandmarker().detect(frame)
+    assert dets, "no face on the first frame of talk_1"
+    quad = ffhq_quad(dets[0].landmarks)
+    crop = crop_face(frame, quad, 256)
+    out = paste_face(frame, crop, quad, np.ones((256, 256), np.float32))
+    h, w = frame.shape[:2]
+    whole = np.array([[0, 0], [0, h - 1], [w - 1, h - 1], [w - 1, 0]], float)
+    inner = quad_region(quad, frame.shape, erode=3) & quad_region(whole, frame.shape, erode=3)
+    err = np.abs(out.astype(int) - frame.astype(int))
+    assert err[inner].mean() < 3.0, err[inner].mean()
+    outside = ~quad_region(quad, frame.shape, dilate=2)
+    assert outside.sum() > 0.3 * outside.size
+    assert np.array_equal(out[outside], frame[outside])
