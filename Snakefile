@@ -12,7 +12,9 @@ include: "workflow/rules/video.smk"
 include: "workflow/rules/face.smk"
 include: "workflow/rules/latent.smk"
 include: "workflow/rules/stitching.smk"
+include: "workflow/rules/baseline.smk"
 include: "workflow/rules/zoo.smk"
+include: "workflow/rules/models.smk"
 
 
 rule all:

@@ -1,5 +1,7 @@
 """Rule align: smoothed FFHQ quads for the selected face tracks (stitch.align)."""
 
+import _repo  # noqa: F401  (puts the repo on sys.path)
+
 from stitch.align import run
 from stitch.smk import setup
 

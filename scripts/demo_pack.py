@@ -1,5 +1,7 @@
 """Rule demo_pack: assemble resources/models/demo (stitch.zoo_pack)."""
 
+import _repo  # noqa: F401  (puts the repo on sys.path)
+
 from stitch.smk import setup
 from stitch.zoo_pack import run
 

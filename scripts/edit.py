@@ -1,5 +1,7 @@
 """Rule edit: edited latents for one edit (stitch.edit)."""
 
+import _repo  # noqa: F401  (puts the repo on sys.path)
+
 from stitch.edit import run
 from stitch.smk import setup
 

@@ -1,8 +1,10 @@
 """Rule encode: H.264 + source audio, and the side-by-side video (stitch.encode)."""
 
+import _repo  # noqa: F401  (puts the repo on sys.path)
+
 from stitch.encode import run
 from stitch.smk import setup
 
 setup(snakemake)
 i, o = snakemake.input, snakemake.output
-run(i.video, i.frames, i.recon, i.info, i.audio, o.video, o.side_by_side, label=snakemake.wildcards.edit)
+run(i.video, i.frames, i.recon, i.info, i.audio, o.video, o.side_by_side, label=f"{snakemake.wildcards.method}: {snakemake.wildcards.edit}")

@@ -1,5 +1,7 @@
 """Rule frames: video facts + audio (stitch.frames)."""
 
+import _repo  # noqa: F401  (puts the repo on sys.path)
+
 from stitch.frames import run
 from stitch.smk import setup
 

@@ -1,5 +1,7 @@
 """Rule invert: e4e pivots (stitch.invert)."""
 
+import _repo  # noqa: F401  (puts the repo on sys.path)
+
 from stitch.invert import run
 from stitch.smk import setup
 

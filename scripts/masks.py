@@ -1,5 +1,7 @@
 """Rule masks: face segmentation and stitching masks (stitch.masks)."""
 
+import _repo  # noqa: F401  (puts the repo on sys.path)
+
 from stitch.masks import run
 from stitch.smk import setup
 

@@ -1,5 +1,7 @@
 """Rule paste: un-align the edited crops and composite them onto the original frames (stitch.paste)."""
 
+import _repo  # noqa: F401  (puts the repo on sys.path)
+
 from stitch.paste import run
 from stitch.smk import setup
 

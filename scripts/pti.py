@@ -1,5 +1,7 @@
 """Rule pti: one tuned generator per face track (stitch.pti)."""
 
+import _repo  # noqa: F401  (puts the repo on sys.path)
+
 from stitch.pti import run
 from stitch.smk import setup
 

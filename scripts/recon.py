@@ -1,5 +1,7 @@
 """Rule recon: PTI reconstruction crops, no edit (stitch.stitching.run_recon)."""
 
+import _repo  # noqa: F401  (puts the repo on sys.path)
+
 from stitch.smk import setup
 from stitch.stitching import run_recon
 

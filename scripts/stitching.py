@@ -1,5 +1,7 @@
 """Rule stitching: per-frame stitching tuning of the edited faces (stitch.stitching)."""
 
+import _repo  # noqa: F401  (puts the repo on sys.path)
+
 from stitch.stitching import run
 from stitch.smk import setup
 

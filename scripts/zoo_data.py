@@ -1,5 +1,7 @@
 """Rule zoo_data: align UTKFace for demo-pack training (thin wrapper; logic in stitch.zoo_data)."""
 
+import _repo  # noqa: F401  (puts the repo on sys.path)
+
 import argparse
 import logging
 

@@ -1,5 +1,7 @@
 """Rule zoo_directions: fit the demo pack's edit directions (stitch.zoo_directions)."""
 
+import _repo  # noqa: F401  (puts the repo on sys.path)
+
 from stitch.smk import setup
 from stitch.zoo_directions import run
 

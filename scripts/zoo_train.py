@@ -1,5 +1,7 @@
 """Rule zoo_train: train the demo pack's generator + encoder (resumable; logic in stitch.zoo_train)."""
 
+import _repo  # noqa: F401  (puts the repo on sys.path)
+
 import argparse
 import logging
 

@@ -148,7 +148,9 @@ def write_manifest(root: str | Path, meta: dict) -> Path:
         if entry:
             entry["sha256"] = sha256_of(root / entry["path"])
     out = root / "pack.yaml"
-    out.write_text(yaml.safe_dump(meta, sort_keys=False))
+    tmp = out.with_name(".pack.yaml.partial")
+    tmp.write_text(yaml.safe_dump(meta, sort_keys=False))
+    tmp.replace(out)
     return out
 
 

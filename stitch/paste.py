@@ -41,7 +41,7 @@ def paste_face(
     ``alpha_crop`` (S, S) in [0, 1] (default all ones) is the opacity in crop space. The crop and alpha are
     warped to the frame (bilinear, premultiplied alpha), only inside the quad's bounding box; a quad much
     smaller than the crop first shrinks it by area averaging (as :func:`crop_face` does the other way).
-    Returns a new uint8 frame; pixels with warped alpha 0 are exactly the input's.
+    Returns a new uint8 frame; pixels outside the quad or with warped alpha 0 are exactly the input's.
     """
     frame = np.asarray(frame)
     assert frame.ndim == 3 and frame.shape[2] == 3 and frame.dtype == np.uint8, (frame.shape, frame.dtype)
@@ -73,7 +73,10 @@ def paste_face(
     hmat = perspective_coeffs(src, quad - [x0, y0])  # crop -> ROI
     warped = cv2.warpPerspective(premul, hmat, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
                                  borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    a = np.clip(warped[..., 3:4], 0.0, 1.0)
+    # bilinear sampling reaches half a crop pixel past the quad: clip to the quad so the face region is exactly it
+    inside = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    cv2.fillConvexPoly(inside, np.round(quad - [x0, y0]).astype(np.int32), 1)
+    a = np.clip(warped[..., 3:4], 0.0, 1.0) * inside[..., None]
     roi = out[y0:y1, x0:x1]
     comp = roi.astype(np.float32) * (1.0 - a) + warped[..., :3]
     comp = np.clip(np.rint(comp), 0, 255).astype(np.uint8)

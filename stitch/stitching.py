@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from stitch.invert import crops_to_tensor, tensor_to_crops
 from stitch.models.stylegan2 import Generator
+from stitch.render import render_tracks, save_crops
 
 
 @dataclass(frozen=True)
@@ -82,15 +83,6 @@ def stitch_track(
     return (np.stack(out) if out else np.zeros((0,) + crops.shape[1:], np.uint8)), stats
 
 
-def _save_crops(out_npz, crops: np.ndarray, valid: np.ndarray, stats) -> None:
-    import json
-    from pathlib import Path
-
-    tmp = Path(out_npz).with_name(Path(out_npz).stem + ".tmp.npz")
-    np.savez(tmp, crops=crops, valid=valid, stats=np.asarray(json.dumps(stats)))
-    tmp.replace(out_npz)
-
-
 def run(generators, latents_npy, crops_npz, masks_npz, settings: dict, out_npz, device="cpu") -> None:
     """Stage ``stitching``: stitched edited crops (F, T, R, R, 3) of every face track."""
     from stitch.models.native import load_bundle
@@ -110,19 +102,15 @@ def run(generators, latents_npy, crops_npz, masks_npz, settings: dict, out_npz, 
         content = m["content_mask"][f][v].astype(np.float32) / 255.0
         out[f, v], stats = stitch_track(gens[f"face{f}"], w_edit[f][v], crops[f][v], border, content, cfg, device)
         all_stats[f"face{f}"] = stats
-    _save_crops(out_npz, out, valid, all_stats)
+    save_crops(out_npz, out, valid, all_stats)
 
 
 def run_recon(generators, pivots_npy, crops_npz, out_npz, device="cpu") -> None:
     """PTI reconstructions of every valid frame (no edit, no stitching)."""
     from stitch.models.native import load_bundle
-    from stitch.pti import render
 
     gens = load_bundle(generators, device)
     data = np.load(crops_npz)
-    crops, valid = data["crops"], data["valid"]
-    pivots = np.load(pivots_npy)
-    out = np.zeros_like(crops)
-    for f in range(valid.shape[0]):
-        out[f, valid[f]] = tensor_to_crops(render(gens[f"face{f}"], pivots[f][valid[f]], device=device))
-    _save_crops(out_npz, out, valid, {})
+    valid = data["valid"]
+    out = render_tracks(lambda f: gens[f"face{f}"], np.load(pivots_npy), valid, data["crops"].shape[-2], device)
+    save_crops(out_npz, out, valid, {})

@@ -1,11 +1,15 @@
 # Config validation, the samples table and the settings every rule shares.
 import math
+import os
 from pathlib import Path
 
 import pandas as pd
 import yaml
 from snakemake.utils import validate
 
+
+# Progress bars of long loops end up in the logs of the jobs; refresh them every 10 s, not every step.
+os.environ.setdefault("TQDM_MININTERVAL", "10")
 
 validate(config, schema="../schemas/config.schema.yaml")
 
@@ -43,8 +47,12 @@ def expand_edits():
 EDITS = expand_edits()
 
 
+METHODS = ("e4e", "pti_frame", "no_stitch", "stit")
+
+
 wildcard_constraints:
     video="|".join(SAMPLES.index),
+    method="|".join(METHODS),
     edit="|".join(["_recon", *EDITS]),
 
 
@@ -107,10 +115,34 @@ def R(*parts):
     return str(Path(RESULTS, "{video}", *parts))
 
 
+def method_crops(wc):
+    """Face crops a method produced for one edit: stitching for STIT (its _recon is the PTI reconstruction,
+    shared with no_stitch); the baseline stage for the others."""
+    if wc.method == "stit" or (wc.method == "no_stitch" and wc.edit == "_recon"):
+        path = R("stitching", "{edit}.npz")
+    else:
+        path = R("baseline", "{method}", "{edit}.npz")
+    return path.format(video=wc.video, method=wc.method, edit=wc.edit)
+
+
+def baseline_inputs(wc):
+    """e4e/no_stitch render the edited latents (the pivots for _recon); no_stitch also needs the PTI generators."""
+    fmt = dict(video=wc.video, edit=wc.edit)
+    inputs = {
+        "crops": R("crop", "crops.npz").format(**fmt),
+        "latents": (R("invert", "pivots.npy") if wc.edit == "_recon" else R("edit", "{edit}.npy")).format(**fmt),
+        "pack": pack_files(wc),
+    }
+    if wc.method == "no_stitch":
+        inputs["generators"] = R("pti", "generators.safetensors").format(**fmt)
+    return inputs
+
+
 def all_outputs():
     out = []
     for video in SAMPLES.index:
         for edit in EDITS:
-            out.append(f"{RESULTS}/{video}/encode/{edit}.mp4")
-            out.append(f"{RESULTS}/{video}/encode/side_by_side_{edit}.mp4")
+            for method in config["methods"]:
+                out.append(f"{RESULTS}/{video}/encode/{method}/{edit}.mp4")
+                out.append(f"{RESULTS}/{video}/encode/{method}/side_by_side_{edit}.mp4")
     return out

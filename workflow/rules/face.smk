@@ -18,6 +18,8 @@ rule landmarks:
     resources:
         mem_mb=2000,
         runtime=60,
+    conda:
+        "../../envs/stitch.yaml"
     script:
         "../../scripts/landmarks.py"
 
@@ -42,6 +44,8 @@ rule align:
     resources:
         mem_mb=1000,
         runtime=10,
+    conda:
+        "../../envs/stitch.yaml"
     script:
         "../../scripts/align.py"
 
@@ -62,6 +66,8 @@ rule crop:
     resources:
         mem_mb=4000,
         runtime=20,
+    conda:
+        "../../envs/stitch.yaml"
     script:
         "../../scripts/crop.py"
 
@@ -84,5 +90,7 @@ rule masks:
     resources:
         mem_mb=4000,
         runtime=30,
+    conda:
+        "../../envs/stitch.yaml"
     script:
         "../../scripts/masks.py"

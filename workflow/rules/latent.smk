@@ -18,6 +18,8 @@ rule invert:
         gpu=1,
         mem_mb=6000,
         runtime=30,
+    conda:
+        "../../envs/stitch.yaml"
     script:
         "../../scripts/invert.py"
 
@@ -48,6 +50,8 @@ rule pti:
         gpu=1,
         mem_mb=8000,
         runtime=240,
+    conda:
+        "../../envs/stitch.yaml"
     script:
         "../../scripts/pti.py"
 
@@ -69,5 +73,7 @@ rule edit:
     resources:
         mem_mb=1000,
         runtime=5,
+    conda:
+        "../../envs/stitch.yaml"
     script:
         "../../scripts/edit.py"

@@ -29,6 +29,8 @@ rule stitching:
         gpu=1,
         mem_mb=8000,
         runtime=480,
+    conda:
+        "../../envs/stitch.yaml"
     script:
         "../../scripts/stitching.py"
 
@@ -50,27 +52,32 @@ rule recon:
         gpu=1,
         mem_mb=4000,
         runtime=30,
+    conda:
+        "../../envs/stitch.yaml"
     script:
         "../../scripts/recon.py"
 
 
 rule paste:
+    """Inverse-warp every method's face crops into the original frames (identically for all methods)."""
     input:
         video=video_path,
-        crops=R("stitching", "{edit}.npz"),
+        crops=method_crops,
         quads=R("align", "quads.npz"),
         masks=R("masks", "masks.npz"),
     output:
-        frames=temp(R("paste", "{edit}.npy")),
+        frames=temp(R("paste", "{method}", "{edit}.npy")),
     log:
-        R("logs", "paste_{edit}.log"),
+        R("logs", "paste_{method}_{edit}.log"),
     benchmark:
-        R("benchmarks", "paste_{edit}.tsv")
+        R("benchmarks", "paste_{method}_{edit}.tsv")
     params:
         feather=config["paste"]["feather"],
     threads: 1
     resources:
         mem_mb=6000,
         runtime=30,
+    conda:
+        "../../envs/stitch.yaml"
     script:
         "../../scripts/paste.py"

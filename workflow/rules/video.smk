@@ -17,6 +17,8 @@ rule democlip:
     resources:
         mem_mb=1000,
         runtime=10,
+    conda:
+        "../../envs/stitch.yaml"
     script:
         "../../scripts/democlip.py"
 
@@ -35,6 +37,8 @@ rule frames:
     resources:
         mem_mb=2000,
         runtime=20,
+    conda:
+        "../../envs/stitch.yaml"
     script:
         "../../scripts/frames.py"
 
@@ -43,20 +47,46 @@ rule encode:
     """Edited frames -> H.264 at the source fps with the source audio; plus original | reconstruction | edit."""
     input:
         video=video_path,
-        frames=R("paste", "{edit}.npy"),
-        recon=R("paste", "_recon.npy"),
+        frames=R("paste", "{method}", "{edit}.npy"),
+        recon=R("encode", "{method}", "_recon.mp4"),
         info=R("frames", "info.json"),
         audio=R("frames", "audio.wav"),
     output:
-        video=R("encode", "{edit}.mp4"),
-        side_by_side=R("encode", "side_by_side_{edit}.mp4"),
+        video=R("encode", "{method}", "{edit}.mp4"),
+        side_by_side=R("encode", "{method}", "side_by_side_{edit}.mp4"),
     log:
-        R("logs", "encode_{edit}.log"),
+        R("logs", "encode_{method}_{edit}.log"),
     benchmark:
-        R("benchmarks", "encode_{edit}.tsv")
+        R("benchmarks", "encode_{method}_{edit}.tsv")
+    wildcard_constraints:
+        edit="|".join(EDITS),
     threads: 2
     resources:
         mem_mb=4000,
         runtime=30,
+    conda:
+        "../../envs/stitch.yaml"
     script:
         "../../scripts/encode.py"
+
+
+rule encode_recon:
+    """The method's reconstruction (no edit) as a video: compared against in the side-by-side and the metrics."""
+    input:
+        frames=R("paste", "{method}", "_recon.npy"),
+        info=R("frames", "info.json"),
+        audio=R("frames", "audio.wav"),
+    output:
+        video=R("encode", "{method}", "_recon.mp4"),
+    log:
+        R("logs", "encode_{method}__recon.log"),
+    benchmark:
+        R("benchmarks", "encode_{method}__recon.tsv")
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/stitch.yaml"
+    script:
+        "../../scripts/encode_recon.py"

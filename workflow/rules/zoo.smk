@@ -22,6 +22,8 @@ rule zoo_data:
     resources:
         mem_mb=4000,
         runtime=30,
+    conda:
+        "../../envs/stitch.yaml"
     shell:
         f"python {workflow.basedir}/scripts/zoo_data.py"
         " {input.tar} {output.data} --size {params.size}"
@@ -40,13 +42,15 @@ rule zoo_train:
     benchmark:
         f"{ZOO_WORK}/benchmarks/zoo_train.tsv"
     params:
-        work=f"{ZOO_WORK}/train",
+        work=lambda wc, output: str(Path(output.generator).parents[1]),
         steps=ZOO.get("steps", 5000),
         batch=ZOO.get("batch", 32),
     threads: 2
     resources:
         mem_mb=8000,
         runtime=180,
+    conda:
+        "../../envs/stitch.yaml"
     shell:
         f"python {workflow.basedir}/scripts/zoo_train.py"
         " {input.data} {params.work} --steps {params.steps}"
@@ -68,6 +72,8 @@ rule zoo_directions:
     resources:
         mem_mb=4000,
         runtime=30,
+    conda:
+        "../../envs/stitch.yaml"
     script:
         "../../scripts/zoo_directions.py"
 
@@ -93,5 +99,7 @@ rule demo_pack:
     resources:
         mem_mb=1000,
         runtime=5,
+    conda:
+        "../../envs/stitch.yaml"
     script:
         "../../scripts/demo_pack.py"

@@ -1,0 +1,182 @@
+"""The real workflow end to end on a 1.5 s cut of talk_1 (with audio) and a tiny random-weight pack.
+
+Checks what users rely on: same frame count / fps / audio, untouched pixels outside the pasted face, only the
+right stages rerun after a config change, resume after a hard kill, lint, config validation and a video with no
+face failing with one clear line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from fractions import Fraction
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from wf import CLIP_FRAMES, REPO, make_workdir, run_snakemake, snakemake_cmd
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("wf_cache")
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory, cache, shared_data):
+    """A finished run (two edits, temp files kept) shared by the tests below."""
+    wd = make_workdir(tmp_path_factory.mktemp("e2e"), cache, shared_data,
+                      edits={"older": {"age": 8}, "smile": {"smile": 3}})
+    run_snakemake(wd, "--notemp")
+    return wd
+
+
+def planned_jobs(workdir, *args) -> list[tuple[str, dict]]:
+    """(rule, wildcards) of every job a dry run schedules."""
+    out = run_snakemake(workdir, "--dry-run", *args).stdout
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
+        m = re.match(r"(?:local)?rule (\w+):", block.strip())
+        if not m:
+            continue
+        wc = re.search(r"wildcards: (.*)", block)
+        wildcards = dict(kv.split("=", 1) for kv in wc.group(1).split(", ")) if wc else {}
+        jobs.append((m.group(1), wildcards))
+    return jobs
+
+
+def edit_config(workdir, change) -> None:
+    path = workdir / "config" / "config.yaml"
+    cfg = yaml.safe_load(path.read_text())
+    change(cfg)
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+
+def copy_workdir(src, dst):
+    shutil.copytree(src, dst, symlinks=True)  # copy2 keeps mtimes; .snakemake keeps the run's metadata
+    return dst
+
+
+def quad_region(quads: np.ndarray, valid: np.ndarray, shape) -> np.ndarray:
+    """(T, H, W) bool: inside any valid face quad (dilated 2 px)."""
+    region = np.zeros((valid.shape[1],) + shape, np.uint8)
+    for f in range(valid.shape[0]):
+        for t in np.flatnonzero(valid[f]):
+            cv2.fillConvexPoly(region[t], np.round(quads[f, t]).astype(np.int32), 1)
+    kernel = np.ones((5, 5), np.uint8)
+    return np.stack([cv2.dilate(r, kernel) for r in region]).astype(bool)
+
+
+def test_end_to_end_same_length_fps_audio(done):
+    from stitch.video import audio_duration, probe
+
+    src, out = done / "inputs" / "clip.mp4", done / "results" / "clip" / "encode" / "stit" / "older.mp4"
+    si, oi = probe(src), probe(out)
+    assert si.num_frames == oi.num_frames == CLIP_FRAMES
+    assert si.fps == oi.fps == Fraction(1350, 61)
+    assert (oi.width, oi.height) == (si.width, si.height)
+    assert oi.has_audio
+    assert abs(audio_duration(out) - audio_duration(src)) < 0.03  # within one AAC frame
+    sbs = probe(done / "results" / "clip" / "encode" / "stit" / "side_by_side_older.mp4")
+    assert sbs.num_frames == CLIP_FRAMES and sbs.width >= 3 * si.width
+
+
+def test_pixels_outside_face_unchanged(done):
+    from stitch.video import read_frames
+
+    res = done / "results" / "clip"
+    frames = read_frames(done / "inputs" / "clip.mp4")
+    pasted = np.load(res / "paste" / "stit" / "older.npy")
+    q = np.load(res / "align" / "quads.npz")
+    assert q["valid"].any(axis=0).mean() > 0.9, "the face should be tracked on (almost) every frame"
+    region = quad_region(q["quads"], q["valid"], frames.shape[1:3])
+    assert pasted.shape == frames.shape
+    np.testing.assert_array_equal(pasted[~region], frames[~region])
+    changed = (pasted != frames).any(-1)
+    assert changed[region].mean() > 0.05, "the face region should actually be edited"
+    encoded = read_frames(res / "encode" / "stit" / "older.mp4").astype(int)
+    assert np.abs(encoded[~region] - frames[~region]).mean() < 2.0  # H.264 at crf 18
+
+
+def test_edit_change_reruns_only_that_edit(done, tmp_path):
+    wd = copy_workdir(done, tmp_path / "wd")
+    assert planned_jobs(wd) == [], "a finished run should have nothing to do"
+    edit_config(wd, lambda c: c["edits"].update(older={"age": 5}))
+    jobs = planned_jobs(wd)
+    rules = sorted(r for r, _ in jobs if r != "all")
+    assert rules == ["edit", "encode", "paste", "stitching"], jobs
+    assert all(wc.get("edit") == "older" for r, wc in jobs if r != "all"), jobs
+
+
+def test_pti_change_reruns_pti_and_descendants(done, tmp_path):
+    wd = copy_workdir(done, tmp_path / "wd")
+    edit_config(wd, lambda c: c["pti"].update(epochs=3))
+    rules = {r for r, _ in planned_jobs(wd)}
+    assert rules == {"pti", "recon", "stitching", "paste", "encode", "encode_recon", "all"}, rules
+
+
+def test_resume_after_kill_during_stitching(tmp_path, cache, shared_data):
+    # slow stitching down (no early stop, more steps) so the kill lands inside it
+    wd = make_workdir(tmp_path / "wd", cache, shared_data,
+                      extra_config={"stitching": {"max_steps": 60, "lr": 3e-4, "border_threshold": 0.0,
+                                                  "content_weight": 0.01}})
+    stitched = wd / "results" / "clip" / "stitching" / "older.npz"
+    run_snakemake(wd, str(wd / "results" / "clip" / "edit" / "older.npy"), str(wd / "results" / "clip" / "pti" / "stats.json"))
+    proc = subprocess.Popen(snakemake_cmd(wd), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    log = wd / "results" / "clip" / "logs" / "stitching_older.log"
+    deadline = time.time() + 300
+    while not (log.exists() and "rule stitching" in log.read_text()):
+        assert proc.poll() is None and time.time() < deadline, "stitching never started"
+        time.sleep(0.2)
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not stitched.exists(), "the kill came too late: stitching had already finished"
+    run_snakemake(wd, "--rerun-incomplete")
+    resumed = np.load(stitched)["crops"]
+    video = (wd / "results" / "clip" / "encode" / "stit" / "older.mp4").read_bytes()
+    run_snakemake(wd, "--forcerun", "stitching")  # the uninterrupted reference
+    np.testing.assert_array_equal(np.load(stitched)["crops"], resumed)
+    assert (wd / "results" / "clip" / "encode" / "stit" / "older.mp4").read_bytes() == video
+
+
+def test_lint_clean():
+    exe = snakemake_cmd(REPO)[0]
+    proc = subprocess.run([exe, "--lint", "-s", str(REPO / "Snakefile"), "-d", str(REPO)], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Congratulations" in proc.stdout + proc.stderr and "Lints for rule" not in proc.stdout + proc.stderr
+
+
+def test_config_error_is_one_clear_message(tmp_path, cache, shared_data):
+    wd = make_workdir(tmp_path / "wd", cache, shared_data)
+    edit_config(wd, lambda c: c["pti"].update(epochs="many"))
+    proc = run_snakemake(wd, "--dry-run", check=False)
+    assert proc.returncode != 0
+    msg = proc.stdout + proc.stderr
+    assert "Error validating config file" in msg and "'many' is not of type" in msg
+    edit_config(wd, lambda c: (c["pti"].update(epochs=None), c.update(methods=["stit", "magic"])))
+    proc = run_snakemake(wd, "--dry-run", check=False)
+    assert proc.returncode != 0 and "'magic' is not one of" in proc.stdout + proc.stderr
+
+
+def test_video_without_face_fails_clearly(tmp_path, cache, shared_data):
+    from stitch.video import write_video
+
+    wd = make_workdir(tmp_path / "wd", cache, shared_data)
+    rng = np.random.default_rng(0)
+    sky = np.linspace(80, 200, 160, dtype=np.float32)[:, None, None] * np.ones((160, 192, 3), np.float32)
+    write_video(wd / "inputs" / "clip.mp4", ((sky + rng.normal(0, 3, sky.shape)).clip(0, 255).astype(np.uint8)
+                                             for _ in range(10)), 25)
+    proc = run_snakemake(wd, check=False)
+    assert proc.returncode != 0
+    assert "stitch error: no face track found" in proc.stderr + proc.stdout

@@ -1,0 +1,21 @@
+# The official model pack (ffhq): fetch where a network exists, else say where each file goes; convert once.
+
+
+rule models:
+    """Build resources/models/ffhq from the official STIT files (see README, 'Using the official weights')."""
+    output:
+        manifest="resources/models/ffhq/pack.yaml",
+    log:
+        "resources/models/ffhq/models.log",
+    benchmark:
+        "resources/models/ffhq/models.benchmark.tsv"
+    params:
+        download=True,
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    conda:
+        "../../envs/stitch.yaml"
+    script:
+        "../../scripts/models.py"
