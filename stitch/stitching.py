@@ -47,11 +47,12 @@ def stitch_frame(
     Gt.mapping.requires_grad_(False)
     opt = torch.optim.Adam([p for p in Gt.synthesis.parameters() if p.requires_grad], lr=cfg.lr)
     original, border, content, w = original.to(device), border.to(device), content.to(device), w_edit.to(device)
-    steps, border_loss, img = 0, None, edited0
+    steps, border_loss, border_start, img = 0, None, None, edited0
     for steps in range(1, cfg.max_steps + 1):
         img = Gt.synthesis(w, noise_mode="const")
         b_loss = masked_mse(img, original, border)
         border_loss = float(b_loss.detach())
+        border_start = border_loss if border_start is None else border_start
         if border_loss < cfg.border_threshold:
             break
         loss = b_loss + cfg.content_weight * masked_mse(img, edited0, content)
@@ -62,7 +63,7 @@ def stitch_frame(
         with torch.no_grad():
             img = Gt.synthesis(w, noise_mode="const")
             border_loss = float(masked_mse(img, original, border))
-    return img.detach().cpu(), {"steps": steps, "border_loss": border_loss}
+    return img.detach().cpu(), {"steps": steps, "border_loss": border_loss, "border_loss_start": border_start}
 
 
 def stitch_track(

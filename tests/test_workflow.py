@@ -123,13 +123,14 @@ def test_pti_change_reruns_pti_and_descendants(done, tmp_path):
     assert rules == {"pti", "recon", "stitching", "paste", "encode", "encode_recon", "all"}, rules
 
 
-def test_resume_after_kill_during_stitching(tmp_path, cache, shared_data):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "crash"])
+def test_resume_after_kill_during_stitching(tmp_path, cache, shared_data, sig):
     # slow stitching down (no early stop, more steps) so the kill lands inside it
     wd = make_workdir(tmp_path / "wd", cache, shared_data,
                       extra_config={"stitching": {"max_steps": 60, "lr": 3e-4, "border_threshold": 0.0,
                                                   "content_weight": 0.01}})
     stitched = wd / "results" / "clip" / "stitching" / "older.npz"
-    run_snakemake(wd, str(wd / "results" / "clip" / "edit" / "older.npy"), str(wd / "results" / "clip" / "pti" / "stats.json"))
+    run_snakemake(wd, "results/clip/edit/older.npy", "results/clip/pti/stats.json")
     proc = subprocess.Popen(snakemake_cmd(wd), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     log = wd / "results" / "clip" / "logs" / "stitching_older.log"
@@ -138,9 +139,11 @@ def test_resume_after_kill_during_stitching(tmp_path, cache, shared_data):
         assert proc.poll() is None and time.time() < deadline, "stitching never started"
         time.sleep(0.2)
     time.sleep(1.0)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    os.killpg(proc.pid, sig)  # Ctrl-C reaches the whole foreground process group
+    proc.wait(timeout=120)
     assert not stitched.exists(), "the kill came too late: stitching had already finished"
+    if sig == signal.SIGKILL:  # a crash leaves Snakemake's lock behind: the documented `--unlock` clears it
+        run_snakemake(wd, "--unlock")
     run_snakemake(wd, "--rerun-incomplete")
     resumed = np.load(stitched)["crops"]
     video = (wd / "results" / "clip" / "encode" / "stit" / "older.mp4").read_bytes()
