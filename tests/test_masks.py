@@ -126,7 +126,7 @@ def test_track_landmark_masks_fill_gap_frames():
 
 
 @pytest.mark.parametrize("res", [64, 1024])
-def test_masks_fast_enough(res):
+def test_masks_at_demo_and_ffhq_resolutions(res):
     ms = stitching_masks(disc(res, (res // 2, res // 2), res // 4), res)
     assert ms["full_mask"].sum() > ms["mask"].sum()
 

@@ -103,3 +103,31 @@ rule demo_pack:
         "../../envs/stitch.yaml"
     script:
         "../../scripts/demo_pack.py"
+
+
+rule zoo_probe:
+    """Attribute probe (ridge age, logistic gender on dlib descriptors) that measures edit strength without the
+    generator. Shipped copy: resources/probes/attributes.{safetensors,json} (copy the outputs there)."""
+    input:
+        tar=ZOO.get("utkface_tar", "../shared/data/faces/utkface.tar"),
+    output:
+        weights=f"{ZOO_WORK}/probe/attributes.safetensors",
+        config=f"{ZOO_WORK}/probe/attributes.json",
+    log:
+        f"{ZOO_WORK}/logs/zoo_probe.log",
+    benchmark:
+        f"{ZOO_WORK}/benchmarks/zoo_probe.tsv"
+    params:
+        n_faces=ZOO.get("probe_faces", 3000),
+        seed=0,
+        cache=f"{ZOO_WORK}/probe/descriptors.npz",  # not an output: Snakemake keeps it, so refits are cheap
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    conda:
+        "../../envs/stitch.yaml"
+    shell:
+        f"python {workflow.basedir}/scripts/zoo_probe.py"
+        " {input.tar} {output.weights} --n-faces {params.n_faces}"
+        " --seed {params.seed} --cache {params.cache} > {log} 2>&1"
