@@ -7,12 +7,16 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/video.smk"
 include: "workflow/rules/face.smk"
 include: "workflow/rules/latent.smk"
 include: "workflow/rules/stitching.smk"
 include: "workflow/rules/baseline.smk"
+include: "workflow/rules/evaluation.smk"
 include: "workflow/rules/zoo.smk"
 include: "workflow/rules/models.smk"
 

@@ -16,6 +16,9 @@ case "${1:-}" in
     install
     shift
     snakemake --profile workflow/profiles/default "$@"
+    # the report (figures + metric tables) of what the run produced: results/report.html
+    snakemake --profile workflow/profiles/default "$@" --report results/report.html
+    echo "report: results/report.html"
     ;;
   test)
     install

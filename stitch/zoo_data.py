@@ -28,13 +28,9 @@ NAME_RE = re.compile(r"(?:.*/)?(\d+)_(\d)_(?:(\d)_)?\d+.*\.jpg.*$")
 
 
 def parse_name(name: str) -> tuple[int, int, int] | None:
-    """UTKFace ``age_gender_race_date.jpg.chip.jpg`` -> (age, gender, race or -1); None if unparsable.
-
-    A gender other than 0/1 means a field is missing (one UTKFace file, ``61_3_<date>``): None, the labels are
-    ambiguous.
-    """
+    """UTKFace ``age_gender_race_date.jpg.chip.jpg`` -> (age, gender, race or -1); None if unparsable."""
     m = NAME_RE.match(name)
-    if not m or int(m.group(2)) not in (0, 1):
+    if not m:
         return None
     return int(m.group(1)), int(m.group(2)), int(m.group(3)) if m.group(3) is not None else -1
 

@@ -39,7 +39,8 @@ RULE_COMMAND = "snakemake --cores 1 zoo_probe"
 def utkface_index(tar_path: str | Path) -> list[tuple[str, int, int]]:
     """Sorted ``(member name, age, gender)`` of every parsable UTKFace image in the tar.
 
-    Names :func:`stitch.zoo_data.parse_name` cannot read unambiguously are skipped.
+    Names whose gender field is not 0/1 are skipped (one UTKFace file, ``61_3_<date>``, lacks a field, so its
+    second number is ambiguous). ``stitch.zoo_data`` keeps it, so the demo pack's held-out split stays reproducible.
     """
     tar_path = Path(tar_path)
     if not tar_path.is_file():
@@ -48,7 +49,7 @@ def utkface_index(tar_path: str | Path) -> list[tuple[str, int, int]]:
         out = []
         for m in tf.getmembers():
             lab = parse_name(m.name) if m.isfile() else None
-            if lab is not None:
+            if lab is not None and lab[1] in (0, 1):
                 out.append((m.name, lab[0], lab[1]))
     if not out:
         raise StitchError(f"{tar_path}: no UTKFace images (age_gender_race_date.jpg.chip.jpg) in the tar")

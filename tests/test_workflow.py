@@ -112,15 +112,18 @@ def test_edit_change_reruns_only_that_edit(done, tmp_path):
     edit_config(wd, lambda c: c["edits"].update(older={"age": 5}))
     jobs = planned_jobs(wd)
     rules = sorted(r for r, _ in jobs if r != "all")
-    assert rules == ["edit", "encode", "paste", "stitching"], jobs
-    assert all(wc.get("edit") == "older" for r, wc in jobs if r != "all"), jobs
+    # the edit's own stages and its metrics; figures and tables gather every edit of the video
+    assert rules == ["edit", "encode", "figures", "metrics", "paste", "stitching", "tables"], jobs
+    assert all(wc.get("edit") == "older" for r, wc in jobs if r not in ("all", "figures", "tables")), jobs
 
 
 def test_pti_change_reruns_pti_and_descendants(done, tmp_path):
     wd = copy_workdir(done, tmp_path / "wd")
     edit_config(wd, lambda c: c["pti"].update(epochs=3))
     rules = {r for r, _ in planned_jobs(wd)}
-    assert rules == {"pti", "recon", "stitching", "paste", "encode", "encode_recon", "all"}, rules
+    # the source-side metrics (metrics_source) do not depend on PTI and are not recomputed
+    assert rules == {"pti", "recon", "stitching", "paste", "encode", "encode_recon", "metrics", "figures", "tables",
+                     "all"}, rules
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "crash"])

@@ -2,6 +2,7 @@
 import math
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import yaml
@@ -31,6 +32,11 @@ STIT_DEFAULTS = {
 }
 
 
+def sweep_name(edit, multiplier):
+    """Name of a strength-sweep edit: older x0.5 -> older_x0p5 (x-1 -> older_xm1)."""
+    return f"{edit}_x{multiplier:g}".replace(".", "p").replace("-", "m")
+
+
 def expand_edits():
     """Named edits incl. strength sweeps (<edit>_x<multiplier>) -> {name: {direction: factor}}."""
     edits = {k: dict(v) for k, v in config["edits"].items()}
@@ -38,9 +44,7 @@ def expand_edits():
         if name not in config["edits"]:
             raise ValueError(f"sweeps.{name}: no edit named {name!r} in config edits")
         for m in mults:
-            edits[f"{name}_x{m:g}".replace(".", "p").replace("-", "m")] = {
-                d: f * m for d, f in config["edits"][name].items()
-            }
+            edits[sweep_name(name, m)] = {d: f * m for d, f in config["edits"][name].items()}
     return edits
 
 
@@ -145,4 +149,140 @@ def all_outputs():
             for method in config["methods"]:
                 out.append(f"{RESULTS}/{video}/encode/{method}/{edit}.mp4")
                 out.append(f"{RESULTS}/{video}/encode/{method}/side_by_side_{edit}.mp4")
-    return out
+    return out + evaluation_outputs(config["methods"])  # metrics, figures, tables (evaluation.smk)
+
+
+# Evaluation (rules in evaluation.smk): the configured methods (target all) or all four (target paper).
+EVAL_EDITS = ["_recon", *EDITS]  # _recon: the method's reconstruction (no edit)
+BASE_EDITS = list(config["edits"])  # the named edits without their strength sweeps
+
+
+def sweep_rows(edit):
+    """[(multiplier, edit name)] of one swept edit, incl. the edit itself at 1."""
+    rows = {1.0: edit}
+    rows.update({float(m): sweep_name(edit, m) for m in config["sweeps"][edit]})
+    return sorted(rows.items())
+
+
+SWEEPS = {edit: sweep_rows(edit) for edit in config.get("sweeps", {})}
+
+
+def sweep_method(methods):
+    return "stit" if "stit" in methods else methods[0]
+
+
+def scope_dir(paper):
+    return "paper" if paper else ""
+
+
+def figure_files(video, paper):
+    """{name: path or [paths]} of one video's figures."""
+    fig = lambda name: str(Path(RESULTS, video, "figures", scope_dir(paper), name))
+    return {
+        "comparison": [fig(f"comparison_{e}.png") for e in BASE_EDITS],
+        "alignment": fig("alignment.png"),
+        "identity": fig("identity.png"),
+        "id_bars": fig("id_bars.png"),
+        "sweeps": [fig(f"sweep_{e}.png") for e in SWEEPS],
+    }
+
+
+def table_files(paper):
+    tab = lambda name: str(Path(RESULTS, "tables", scope_dir(paper), name))
+    return {"metrics": tab("metrics.csv"), "methods": tab("methods.csv"), "timings": tab("timings.csv"),
+            "html": tab("tables.html")}
+
+
+def figure_outputs(paper):
+    """The figures rule's outputs, marked for the report (one category per video)."""
+    f = figure_files("{video}", paper)
+    sub = "{video} (all methods)" if paper else "{video}"
+    rep = lambda path, caption, **labels: report(path, caption=f"../report/{caption}.rst", category="Figures",
+                                                 subcategory=sub, labels={"video": "{video}", **labels})
+    return {
+        "comparison": [rep(p, "comparison", figure="comparison", edit=e) for p, e in zip(f["comparison"], BASE_EDITS)],
+        "alignment": rep(f["alignment"], "alignment", figure="alignment", edit="-"),
+        "identity": rep(f["identity"], "identity", figure="identity curves", edit="all"),
+        "id_bars": rep(f["id_bars"], "id_bars", figure="TL-ID / TG-ID", edit="all"),
+        "sweeps": [rep(p, "sweep", figure="strength sweep", edit=e) for p, e in zip(f["sweeps"], SWEEPS)],
+    }
+
+
+def table_outputs(paper):
+    t = table_files(paper)
+    cat = "Tables (all methods)" if paper else "Tables"
+    names = {"html": "overview (page)", "metrics": "metrics.csv", "methods": "methods.csv", "timings": "timings.csv"}
+    return {k: report(v, caption=f"../report/table_{k}.rst", category=cat, labels={"table": names[k]})
+            for k, v in t.items()}
+
+
+def metric_path(video, method, edit, ext):
+    return str(Path(RESULTS, video, "metrics", method, f"{edit}.{ext}"))
+
+
+def encoded_path(video, method, edit):
+    return str(Path(RESULTS, video, "encode", method, f"{edit}.mp4"))
+
+
+def figure_params(methods):
+    """What the figures script needs to find its inputs: method/edit -> file."""
+
+    def params(wc):
+        sm = sweep_method(methods)
+        return {
+            "methods": list(methods),
+            "edits": EVAL_EDITS,
+            "base_edits": BASE_EDITS,
+            "metrics": {m: {e: metric_path(wc.video, m, e, "csv") for e in EVAL_EDITS} for m in methods},
+            "summaries": {m: {e: metric_path(wc.video, m, e, "json") for e in EVAL_EDITS} for m in methods},
+            "videos": {m: {e: encoded_path(wc.video, m, e) for e in BASE_EDITS} for m in methods},
+            "sweep_method": sm,
+            # rows of each strength sweep: the reconstruction (x0), then the swept strengths
+            "sweeps": {e: [[mult, name, encoded_path(wc.video, sm, name)] for mult, name in [(0.0, "_recon"), *rows]]
+                       for e, rows in SWEEPS.items()},
+        }
+
+    return params
+
+
+def figure_inputs(methods):
+    def inputs(wc):
+        p = figure_params(methods)(wc)
+        return {
+            "video": video_path(wc),
+            "info": R("frames", "info.json").format(video=wc.video),
+            "quads": R("align", "quads.npz").format(video=wc.video),
+            "metrics": [f for m in p["metrics"].values() for f in m.values()],
+            "summaries": [f for m in p["summaries"].values() for f in m.values()],
+            "videos": [f for m in p["videos"].values() for f in m.values()],
+            "sweeps": [row[2] for rows in p["sweeps"].values() for row in rows],
+        }
+
+    return inputs
+
+
+def table_inputs(methods):
+    return {
+        "summaries": [metric_path(v, m, e, "json") for v in SAMPLES.index for m in methods for e in EVAL_EDITS],
+    }
+
+
+def evaluation_outputs(methods, paper=False):
+    """Targets of the evaluation for one method selection: metrics, every video's figures, the tables."""
+    out = [metric_path(v, m, e, "json") for v in SAMPLES.index for m in methods for e in EVAL_EDITS]
+    for video in SAMPLES.index:
+        for v in figure_files(video, paper).values():
+            out += v if isinstance(v, list) else [v]
+    return out + list(table_files(paper).values())
+
+
+def metrics_inputs(wc):
+    recon = method_crops(SimpleNamespace(video=wc.video, method=wc.method, edit="_recon"))
+    return {
+        "source": R("metrics", "source.npz").format(video=wc.video),
+        "video": encoded_path(wc.video, wc.method, wc.edit),
+        "crops": R("crop", "crops.npz").format(video=wc.video),
+        "recon": recon,
+        "quads": R("align", "quads.npz").format(video=wc.video),
+        "pack": pack_files(wc),
+    }
