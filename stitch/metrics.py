@@ -1,0 +1,360 @@
+"""Stage ``metrics``: how coherent, faithful and strong an edited video is, measured against its source.
+
+The maths (pure, tested in ``tests/test_metrics.py``):
+
+* **TL-ID / TG-ID** (Stitch it in Time, sec. 5): identity embeddings per frame, L2-normalised;
+  ``S_src = E_src E_srcᵀ``, ``S_edit = E_edit E_editᵀ``, ``R = S_edit / S_src`` element-wise.
+  TL-ID = mean of R over pairs of *adjacent* frames (the first off-diagonal), TG-ID = mean of R over all pairs
+  i ≠ j. 1.0 means "as coherent as the source": the ratio cancels the source's own variation (pose, light,
+  expression). Frames where either video has no face are dropped first; a pair counts as adjacent only when
+  the two frames are adjacent in time (a dropped frame breaks the pair instead of joining its neighbours).
+* **PSNR** on uint8 images (``inf`` for identical images).
+* **SSIM** (Wang et al. 2004) with an 11-tap Gaussian window, σ = 1.5, K1 = 0.01, K2 = 0.03, L = 255, computed
+  per RGB channel on the "valid" part of the image (no padding) and averaged over channels and positions —
+  the same numbers as scikit-image's ``structural_similarity(gaussian_weights=True, sigma=1.5,
+  use_sample_covariance=False, channel_axis=-1, data_range=255)``.
+
+The stage (``run_source`` once per video, ``run`` per video × method × edit): dlib 128-d identity descriptors
+and the attribute probe (``stitch.probes``: age in years, P(male), landmark smile score) on every frame of the
+source and of the method's encoded edit; the descriptor distance to the source per frame; the method's
+reconstruction quality at crop resolution (its ``_recon`` crops against ``crop/crops.npz`` on valid faces:
+PSNR, SSIM, and LPIPS(alex) only when the pack ships LPIPS weights — otherwise the column is absent and the
+summary says why); ArcFace TL-ID/TG-ID as extra columns only when the pack ships ArcFace weights.
+One face per frame is measured: the largest one the detector finds (``faces: all`` videos are scored on their
+largest face). Frames the pipeline left unedited (no valid face quad; column ``edited`` = False) are measured like
+the others — they equal the source there.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from stitch.errors import StitchError
+
+log = logging.getLogger(__name__)
+
+# --------------------------------------------------------------------------------------------- identity maths
+
+
+def unit_rows(E: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm (float64); rows with NaN or zero norm become all-NaN."""
+    E = np.asarray(E, np.float64)
+    assert E.ndim == 2, E.shape
+    n = np.linalg.norm(E, axis=1, keepdims=True)
+    ok = np.isfinite(n) & (n > 0)
+    return np.where(ok, E / np.where(ok, n, 1.0), np.nan)
+
+
+def present(E: np.ndarray) -> np.ndarray:
+    """(T,) bool: the frame has an embedding (a finite, non-zero row)."""
+    E = np.asarray(E, np.float64)
+    return np.isfinite(E).all(axis=1) & (np.abs(E).sum(axis=1) > 0)
+
+
+def similarity(E: np.ndarray) -> np.ndarray:
+    """(T, T) cosine similarities of the rows of E (normalised here)."""
+    U = unit_rows(E)
+    return U @ U.T
+
+
+def identity_consistency(E_src: np.ndarray, E_edit: np.ndarray) -> dict:
+    """TL-ID and TG-ID of an edited video against its source from per-frame embeddings (T, D) each.
+
+    Rows that are NaN (no face) in either video are dropped. Returns ``tl_id``, ``tg_id`` (NaN when fewer than
+    two frames / no adjacent pair remain), ``frames_used``, ``adjacent_pairs`` and, for reference, the raw mean
+    cosines of the source and the edit (``src_adjacent``, ``src_global``, ``edit_adjacent``, ``edit_global``).
+    """
+    E_src, E_edit = np.asarray(E_src, np.float64), np.asarray(E_edit, np.float64)
+    if E_src.shape != E_edit.shape:
+        raise StitchError(f"identity_consistency: source {E_src.shape} and edit {E_edit.shape} embeddings differ")
+    keep = np.flatnonzero(present(E_src) & present(E_edit))
+    out = {"frames_used": int(len(keep)), "adjacent_pairs": 0}
+    nan = float("nan")
+    out.update(tl_id=nan, tg_id=nan, src_adjacent=nan, src_global=nan, edit_adjacent=nan, edit_global=nan)
+    if len(keep) < 2:
+        return out
+    S_src, S_edit = similarity(E_src[keep]), similarity(E_edit[keep])
+    R = S_edit / S_src
+    off = ~np.eye(len(keep), dtype=bool)
+    out.update(tg_id=float(R[off].mean()), src_global=float(S_src[off].mean()), edit_global=float(S_edit[off].mean()))
+    i = np.flatnonzero(np.diff(keep) == 1)  # reduced indices i whose successor is the next frame in time
+    if len(i):
+        out.update(tl_id=float(R[i, i + 1].mean()), adjacent_pairs=int(len(i)),
+                   src_adjacent=float(S_src[i, i + 1].mean()), edit_adjacent=float(S_edit[i, i + 1].mean()))
+    return out
+
+
+def adjacent_cosine(E: np.ndarray) -> np.ndarray:
+    """(T,) cosine between frame t and frame t − 1 (NaN for t = 0 and where either face is missing)."""
+    U = unit_rows(E)
+    out = np.full(len(U), np.nan)
+    if len(U) > 1:
+        out[1:] = (U[1:] * U[:-1]).sum(axis=1)
+    return out
+
+
+def pair_cosine(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """(T,) cosine between row t of A and row t of B (NaN where either is missing)."""
+    return (unit_rows(A) * unit_rows(B)).sum(axis=1)
+
+
+def descriptor_distances(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """(T,) Euclidean distance of raw descriptors row by row (dlib: < 0.6 = same person); NaN where missing."""
+    A, B = np.asarray(A, np.float64), np.asarray(B, np.float64)
+    return np.linalg.norm(A - B, axis=1)
+
+
+# --------------------------------------------------------------------------------------------- image maths
+
+
+def psnr(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> float:
+    """Peak signal-to-noise ratio in dB of two same-shape images (``inf`` when identical)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.shape != b.shape:
+        raise StitchError(f"psnr: shapes differ {a.shape} vs {b.shape}")
+    mse = float(np.mean((a - b) ** 2))
+    return math.inf if mse == 0 else 10.0 * math.log10(data_range ** 2 / mse)
+
+
+def gaussian_window(size: int = 11, sigma: float = 1.5) -> np.ndarray:
+    """Normalised 1-D Gaussian taps (the 2-D window is their outer product)."""
+    x = np.arange(size, dtype=np.float64) - (size - 1) / 2
+    g = np.exp(-(x ** 2) / (2 * sigma ** 2))
+    return g / g.sum()
+
+
+def _filter_valid(x: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Separable 'valid' filtering of (..., H, W) with the 1-D taps g along H and W."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    x = sliding_window_view(x, len(g), axis=-1) @ g
+    x = sliding_window_view(x, len(g), axis=-2) @ g
+    return x
+
+
+def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 255.0, size: int = 11, sigma: float = 1.5,
+         k1: float = 0.01, k2: float = 0.03) -> float:
+    """Mean SSIM of two (H, W) or (H, W, C) images; colour images per channel, averaged (see module doc).
+
+    Images smaller than the window are filtered with a window cut to the image size.
+    """
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.shape != b.shape:
+        raise StitchError(f"ssim: shapes differ {a.shape} vs {b.shape}")
+    if a.ndim == 2:
+        a, b = a[..., None], b[..., None]
+    a, b = np.moveaxis(a, -1, 0), np.moveaxis(b, -1, 0)  # (C, H, W)
+    size = min(size, a.shape[-1], a.shape[-2])
+    size -= 1 - size % 2  # odd
+    g = gaussian_window(size, sigma)
+    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
+    mu_a, mu_b = _filter_valid(a, g), _filter_valid(b, g)
+    s_aa = _filter_valid(a * a, g) - mu_a ** 2
+    s_bb = _filter_valid(b * b, g) - mu_b ** 2
+    s_ab = _filter_valid(a * b, g) - mu_a * mu_b
+    num = (2 * mu_a * mu_b + c1) * (2 * s_ab + c2)
+    den = (mu_a ** 2 + mu_b ** 2 + c1) * (s_aa + s_bb + c2)
+    return float(np.mean(num / den))
+
+
+def crop_quality(crops: np.ndarray, recon: np.ndarray, valid: np.ndarray, lpips_net=None) -> dict[str, np.ndarray]:
+    """Per-frame reconstruction quality of (F, T, R, R, 3) crops: mean over the valid faces of each frame.
+
+    Returns {"psnr": (T,), "ssim": (T,)} (+ "lpips" when ``lpips_net`` is given); NaN where no face is valid.
+    Frames whose crops are identical have PSNR ``inf``.
+    """
+    assert crops.shape == recon.shape and crops.shape[:2] == valid.shape, (crops.shape, recon.shape, valid.shape)
+    F, T = valid.shape
+    vals = {k: np.full((F, T), np.nan) for k in ("psnr", "ssim")}
+    for f, t in zip(*np.nonzero(valid)):
+        vals["psnr"][f, t] = psnr(crops[f, t], recon[f, t])
+        vals["ssim"][f, t] = ssim(crops[f, t], recon[f, t])
+    if lpips_net is not None and valid.any():
+        vals["lpips"] = np.full((F, T), np.nan)
+        vals["lpips"][valid] = lpips_distances(lpips_net, crops[valid], recon[valid])
+    out = {}
+    for k, v in vals.items():  # mean over the valid faces of each frame (inf stays inf), NaN where none
+        n = (~np.isnan(v)).sum(0)
+        with np.errstate(invalid="ignore"):
+            out[k] = np.where(n > 0, np.where(np.isnan(v), 0, v).sum(0) / np.maximum(n, 1), np.nan)
+    return out
+
+
+def lpips_distances(net, a: np.ndarray, b: np.ndarray, batch: int = 64) -> np.ndarray:
+    """LPIPS of (N, R, R, 3) uint8 image pairs (upsampled to ≥ 64 px so AlexNet's strides fit)."""
+    import torch
+    import torch.nn.functional as Fn
+
+    p = next(net.parameters())
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(a), batch):
+            x, y = (torch.from_numpy(np.ascontiguousarray(v[i : i + batch])).permute(0, 3, 1, 2).to(p) / 127.5 - 1
+                    for v in (a, b))
+            if x.shape[-1] < 64:
+                x, y = (Fn.interpolate(v, size=(64, 64), mode="bilinear", align_corners=False) for v in (x, y))
+            out.append(net(x, y).double().cpu().numpy())
+    return np.concatenate(out)
+
+
+# --------------------------------------------------------------------------------------------- the stage
+
+
+def _summary_value(v):
+    if isinstance(v, (float, np.floating)):
+        v = float(v)
+        return None if math.isnan(v) else v  # inf is written as JSON Infinity (Python reads it back)
+    if isinstance(v, np.integer):
+        return int(v)
+    return v
+
+
+def _smile(lm: np.ndarray) -> float:
+    """Landmark smile score (``stitch.probes.smile_score``), NaN for missing or degenerate landmarks."""
+    from stitch.probes import smile_score
+
+    if not np.isfinite(lm).all():
+        return float("nan")
+    try:
+        return smile_score(lm)
+    except ValueError:
+        return float("nan")
+
+
+def describe_frames(frames: np.ndarray, probe, arcface=None, progress: bool = False) -> dict[str, np.ndarray]:
+    """Per-frame identity descriptors + attributes: ``desc`` (T, 128) raw dlib (NaN rows = no face), ``found``,
+    ``landmarks`` (T, 68, 2), ``age``, ``p_male``, ``smile`` (NaN where no face), ``arcface`` when given."""
+    from stitch.probes import frame_descriptors
+
+    desc, found, lm = frame_descriptors(frames, progress=progress)
+    found = np.asarray(found, bool)
+    attrs = probe.predict(desc)
+    out = {"desc": np.asarray(desc, np.float64), "found": found, "landmarks": np.asarray(lm, np.float64),
+           "age": np.where(found, np.asarray(attrs["age"], np.float64), np.nan),
+           "p_male": np.where(found, np.asarray(attrs["p_male"], np.float64), np.nan),
+           "smile": np.array([_smile(lm[t]) if found[t] else np.nan for t in range(len(found))])}
+    if arcface is not None:
+        out["arcface"] = arcface.embed_many(frames, landmarks=np.where(found[:, None, None], lm, np.nan),
+                                            progress=progress)
+    return out
+
+
+def _arcface(pack_dir, device="cpu"):
+    from stitch.packs import Pack
+
+    pack = Pack.open(pack_dir)
+    if not pack.has("arcface"):
+        return None
+    from stitch.models.face_id import ArcFaceID
+
+    return ArcFaceID.from_file(pack.path("arcface"), device)
+
+
+def run_source(video, pack_dir, out_npz, device="cpu") -> None:
+    """Stage ``metrics_source``: descriptors and attributes of every source frame, computed once per video."""
+    from stitch.probes import AttributeProbe
+    from stitch.video import read_frames
+
+    t0 = time.time()
+    frames = read_frames(video)
+    d = describe_frames(frames, AttributeProbe.load(), _arcface(pack_dir, device))
+    tmp = Path(out_npz).with_name(Path(out_npz).stem + ".tmp.npz")
+    np.savez(tmp, **d)
+    tmp.replace(out_npz)
+    log.info("source: %d frames, face found on %d, %.2f s/frame", len(frames), int(d["found"].sum()),
+             (time.time() - t0) / len(frames))
+
+
+def per_frame_table(src: dict, edit: dict, edited: np.ndarray, quality: dict[str, np.ndarray]) -> pd.DataFrame:
+    """The per-frame CSV: identity, probe deltas and reconstruction quality side by side."""
+    T = len(src["found"])
+    df = pd.DataFrame({"frame": np.arange(T), "found_src": src["found"], "found_edit": edit["found"],
+                       "edited": edited})
+    df["id_dist"] = descriptor_distances(src["desc"], edit["desc"])
+    df["id_cos"] = pair_cosine(src["desc"], edit["desc"])
+    df["adj_cos_src"] = adjacent_cosine(src["desc"])
+    df["adj_cos_edit"] = adjacent_cosine(edit["desc"])
+    df["adj_ratio"] = df["adj_cos_edit"] / df["adj_cos_src"]
+    for k in ("age", "p_male", "smile"):
+        df[f"{k}_src"], df[f"{k}_edit"] = src[k], edit[k]
+        df[f"{k}_delta"] = edit[k] - src[k]
+    for k, v in quality.items():
+        df[f"recon_{k}"] = v
+    if "arcface" in src and "arcface" in edit:
+        df["arcface_cos"] = pair_cosine(src["arcface"], edit["arcface"])
+        df["arcface_adj_ratio"] = adjacent_cosine(edit["arcface"]) / adjacent_cosine(src["arcface"])
+    return df
+
+
+def summarise(df: pd.DataFrame, src: dict, edit: dict, meta: dict, notes: list[str]) -> dict:
+    """The summary JSON of one video × method × edit."""
+    ident = identity_consistency(src["desc"], edit["desc"])
+    both = df["found_src"] & df["found_edit"]
+    s = {**meta, "frames": int(len(df)), "frames_face_src": int(df["found_src"].sum()),
+         "frames_face_edit": int(df["found_edit"].sum()), "frames_edited": int(df["edited"].sum()), **ident}
+    s["id_dist"] = float(df.loc[both, "id_dist"].mean()) if both.any() else float("nan")
+    s["id_dist_max"] = float(df.loc[both, "id_dist"].max()) if both.any() else float("nan")
+    for k in ("age", "p_male", "smile"):
+        s[f"{k}_src"] = float(df.loc[both, f"{k}_src"].mean()) if both.any() else float("nan")
+        s[f"{k}_edit"] = float(df.loc[both, f"{k}_edit"].mean()) if both.any() else float("nan")
+        s[f"{k}_delta"] = float(df.loc[both, f"{k}_delta"].mean()) if both.any() else float("nan")
+    for k in ("psnr", "ssim", "lpips"):
+        col = f"recon_{k}"
+        if col in df:
+            v = df[col].to_numpy()
+            s[col] = float(np.mean(v[~np.isnan(v)])) if (~np.isnan(v)).any() else float("nan")
+    if "arcface" in src and "arcface" in edit:
+        a = identity_consistency(src["arcface"], edit["arcface"])
+        s["arcface_tl_id"], s["arcface_tg_id"] = a["tl_id"], a["tg_id"]
+    s["notes"] = notes
+    return {k: _summary_value(v) for k, v in s.items()}
+
+
+def run(source_npz, edited_video, crops_npz, recon_npz, quads_npz, pack_dir, out_csv, out_json, meta: dict,
+        device="cpu") -> dict:
+    """Stage ``metrics`` for one video × method × edit: per-frame CSV and summary JSON."""
+    from stitch.packs import Pack
+    from stitch.probes import AttributeProbe
+    from stitch.video import read_frames
+
+    t0 = time.time()
+    src = dict(np.load(source_npz))
+    frames = read_frames(edited_video)
+    if len(frames) != len(src["found"]):
+        raise StitchError(f"{edited_video}: {len(frames)} frames, the source has {len(src['found'])}")
+    arcface = _arcface(pack_dir, device) if "arcface" in src else None
+    edit = describe_frames(frames, AttributeProbe.load(), arcface)
+    del frames
+    notes = []
+    pack = Pack.open(pack_dir)
+    lpips_net = None
+    if pack.has("lpips_backbone") and pack.has("lpips_heads"):
+        from stitch.models.lpips import load_lpips
+
+        lpips_net = load_lpips(pack.path("lpips_backbone"), pack.path("lpips_heads"), net="alex", device=device)
+    else:
+        notes.append(f"no LPIPS: pack {pack.name} ships no LPIPS weights (column recon_lpips omitted)")
+    if arcface is None:
+        notes.append(f"no ArcFace: pack {pack.name} ships no ArcFace weights (identity = dlib descriptors only)")
+    crops, recon = np.load(crops_npz), np.load(recon_npz)
+    valid = crops["valid"]
+    if not np.array_equal(valid, recon["valid"]):
+        raise StitchError(f"{recon_npz}: valid faces differ from {crops_npz}")
+    quality = crop_quality(crops["crops"], recon["crops"], valid, lpips_net)
+    edited = np.load(quads_npz)["valid"].any(axis=0)
+    df = per_frame_table(src, edit, edited, quality)
+    summary = summarise(df, src, edit, meta, notes)
+    summary["seconds"] = round(time.time() - t0, 3)
+    Path(out_csv).parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out_csv, index=False, float_format="%.6g")
+    Path(out_json).write_text(json.dumps(summary, indent=2) + "\n")
+    log.info("%s: TL-ID %s, TG-ID %s, id dist %s, recon PSNR %s on %d/%d frames", meta, summary["tl_id"],
+             summary["tg_id"], summary["id_dist"], summary.get("recon_psnr"), summary["frames_used"], len(df))
+    return summary

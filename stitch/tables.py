@@ -1,0 +1,153 @@
+"""Stage ``tables``: the metric summaries of every video × method × edit and the stage timings as CSV tables.
+
+* ``metrics.csv`` — one row per video × method × edit (``_recon`` = the method's reconstruction): TL-ID, TG-ID,
+  identity distance to the source, the method's reconstruction PSNR / SSIM (/ LPIPS), attribute-probe deltas
+  (age years, P(male), smile score) and seconds per frame of every stage that produced that video
+  (``spf_<stage>``; shared stages such as landmarks count in every row, ``spf_pipeline`` is their sum without
+  the metrics themselves).
+* ``methods.csv`` — one row per method, means over videos: edits' TL-ID / TG-ID / identity distance, the
+  reconstruction's TL-ID / PSNR / SSIM, pipeline seconds per frame.
+* ``timings.csv`` — long format: video, method, edit, stage, the Snakemake benchmark it came from, seconds.
+
+Timings come from the rules' ``benchmark:`` files (``results/{video}/benchmarks/*.tsv``, column ``s``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+STAGES = ("frames", "landmarks", "align", "crop", "masks", "invert", "pti", "edit", "render", "paste", "encode",
+          "metrics")
+PIPELINE = STAGES[:-1]
+
+
+def stage_benchmarks(method: str, edit: str) -> dict[str, list[str]]:
+    """Benchmark file stems (without ``.tsv``) whose seconds make up each stage of one method's edited video.
+
+    ``render`` is the method's own face stage: stitching (STIT), the PTI reconstruction (``_recon`` of STIT and
+    no_stitch), the baseline renders; pti_frame's per-frame PTI (one job for all its edits) counts as ``pti``.
+    """
+    recon = edit == "_recon"
+    b: dict[str, list[str]] = {s: [s] for s in ("frames", "landmarks", "align", "crop", "masks", "invert")}
+    b["pti"] = ["pti"] if method in ("stit", "no_stitch") else ["baseline_pti_frame"] if method == "pti_frame" else []
+    b["edit"] = [] if recon else [f"edit_{edit}"]
+    if method in ("stit", "no_stitch") and recon:
+        b["render"] = ["recon"]
+    elif method == "stit":
+        b["render"] = [f"stitching_{edit}"]
+    elif method in ("e4e", "no_stitch"):
+        b["render"] = [f"baseline_{method}_{edit}"]
+    else:
+        b["render"] = []
+    b["paste"] = [f"paste_{method}_{edit}"]
+    b["encode"] = [f"encode_{method}_{edit}"]
+    b["metrics"] = ["metrics_source", f"metrics_{method}_{edit}"]
+    return b
+
+
+def read_benchmark(path) -> float:
+    """Wall-clock seconds of a Snakemake benchmark TSV (mean over repeats); NaN when missing."""
+    path = Path(path)
+    if not path.is_file():
+        return float("nan")
+    df = pd.read_csv(path, sep="\t")
+    return float(df["s"].mean()) if "s" in df and len(df) else float("nan")
+
+
+def timings(bench_dir, video: str, method: str, edit: str) -> pd.DataFrame:
+    rows = []
+    for stage, stems in stage_benchmarks(method, edit).items():
+        for stem in stems:
+            rows.append({"video": video, "method": method, "edit": edit, "stage": stage, "benchmark": stem,
+                         "seconds": read_benchmark(Path(bench_dir) / f"{stem}.tsv")})
+    return pd.DataFrame(rows)
+
+
+def build(summaries: list[dict], bench_dirs: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(metrics, methods, timings) tables from the metric summaries and the benchmark folders per video."""
+    metrics = pd.DataFrame(summaries)
+    metrics = metrics.drop(columns=[c for c in ("notes", "seconds") if c in metrics])  # seconds: spf_metrics
+    tim = pd.concat([timings(bench_dirs[s["video"]], s["video"], s["method"], s["edit"]).assign(frames=s["frames"])
+                     for s in summaries], ignore_index=True)
+    tim["s_per_frame"] = tim["seconds"] / tim["frames"]
+    per_stage = (tim.groupby(["video", "method", "edit", "stage"], sort=False)["s_per_frame"]
+                 .sum(min_count=1).unstack("stage"))
+    per_stage = per_stage.reindex(columns=list(STAGES))
+    per_stage["pipeline"] = per_stage[list(PIPELINE)].sum(axis=1, min_count=1)
+    per_stage.columns = [f"spf_{c}" for c in per_stage.columns]
+    metrics = metrics.merge(per_stage.reset_index(), on=["video", "method", "edit"], how="left")
+    lead = ["video", "method", "edit", "frames", "frames_used", "tl_id", "tg_id", "id_dist", "recon_psnr",
+            "recon_ssim", "recon_lpips", "age_delta", "p_male_delta", "smile_delta", "arcface_tl_id", "arcface_tg_id"]
+    cols = [c for c in lead if c in metrics] + [c for c in metrics if c not in lead]
+    metrics = metrics[cols]
+
+    edits = metrics[metrics["edit"] != "_recon"]
+    recon = metrics[metrics["edit"] == "_recon"]
+    agg = {"edit_tl_id": edits.groupby("method", sort=False)["tl_id"].mean(),
+           "edit_tg_id": edits.groupby("method", sort=False)["tg_id"].mean(),
+           "edit_id_dist": edits.groupby("method", sort=False)["id_dist"].mean(),
+           "recon_tl_id": recon.groupby("method", sort=False)["tl_id"].mean(),
+           "recon_tg_id": recon.groupby("method", sort=False)["tg_id"].mean(),
+           "recon_id_dist": recon.groupby("method", sort=False)["id_dist"].mean()}
+    for k in ("recon_psnr", "recon_ssim", "recon_lpips"):
+        if k in metrics:
+            agg[k] = recon.groupby("method", sort=False)[k].mean()
+    agg["spf_pipeline"] = edits.groupby("method", sort=False)["spf_pipeline"].mean()
+    methods = pd.DataFrame(agg)
+    methods.insert(0, "videos", metrics.groupby("method", sort=False)["video"].nunique())
+    methods.index.name = "method"
+    return metrics, methods.reset_index(), tim
+
+
+def markdown(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
+    """A GitHub markdown table (no extra dependency)."""
+    def cell(v):
+        if isinstance(v, (float, np.floating)):
+            return "" if np.isnan(v) else format(float(v), floatfmt)
+        return str(v)
+
+    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+HTML_COLUMNS = ["video", "method", "edit", "frames_used", "tl_id", "tg_id", "id_dist", "recon_psnr", "recon_ssim",
+                "recon_lpips", "age_delta", "p_male_delta", "smile_delta", "arcface_tl_id", "arcface_tg_id",
+                "spf_pti", "spf_render", "spf_pipeline", "spf_metrics"]
+
+
+def html_page(metrics: pd.DataFrame, methods: pd.DataFrame) -> str:
+    """The tables as one small HTML page (what the report shows inline; the CSVs hold every column)."""
+    style = ("<style>body{font-family:sans-serif;font-size:13px;margin:12px}table{border-collapse:collapse;"
+             "margin-bottom:18px}th,td{border:1px solid #ccc;padding:3px 6px;text-align:right}"
+             "th{background:#eee}td:nth-child(-n+3){text-align:left}</style>")
+    main = metrics[[c for c in HTML_COLUMNS if c in metrics]]
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'>{style}</head><body>"
+            "<h3>Per video × method × edit</h3>"
+            "<p>TL-ID / TG-ID: 1.0 = as coherent as the source; id_dist: dlib descriptor distance to the source frame; "
+            "recon_*: the method's reconstruction at crop resolution; *_delta: attribute probe, edit − source; "
+            "spf_*: seconds per frame (benchmarks). <i>_recon</i> rows: the reconstruction without an edit.</p>"
+            + main.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="")
+            + "<h3>Means per method</h3>"
+            + methods.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="")
+            + "</body></html>\n")
+
+
+def run(summary_jsons: list[str], bench_dirs: dict[str, str], out_metrics, out_methods, out_timings,
+        out_html=None) -> None:
+    summaries = [json.loads(Path(p).read_text()) for p in summary_jsons]
+    metrics, methods, tim = build(summaries, bench_dirs)
+    for df, path in ((metrics, out_metrics), (methods, out_methods), (tim, out_timings)):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        df.to_csv(path, index=False, float_format="%.6g")
+    if out_html is not None:
+        Path(out_html).write_text(html_page(metrics, methods))
+    log.info("tables: %d rows (%d videos, methods %s)\n%s", len(metrics), metrics["video"].nunique(),
+             sorted(metrics["method"].unique()), markdown(methods))
