@@ -216,30 +216,15 @@ def _summary_value(v):
     return v
 
 
-def _smile(lm: np.ndarray) -> float:
-    """Landmark smile score (``stitch.probes.smile_score``), NaN for missing or degenerate landmarks."""
-    from stitch.probes import smile_score
-
-    if not np.isfinite(lm).all():
-        return float("nan")
-    try:
-        return smile_score(lm)
-    except ValueError:
-        return float("nan")
-
-
 def describe_frames(frames: np.ndarray, probe, arcface=None, progress: bool = False) -> dict[str, np.ndarray]:
     """Per-frame identity descriptors + attributes: ``desc`` (T, 128) raw dlib (NaN rows = no face), ``found``,
     ``landmarks`` (T, 68, 2), ``age``, ``p_male``, ``smile`` (NaN where no face), ``arcface`` when given."""
-    from stitch.probes import frame_descriptors
+    from stitch.probes import attributes, frame_descriptors
 
     desc, found, lm = frame_descriptors(frames, progress=progress)
     found = np.asarray(found, bool)
-    attrs = probe.predict(desc)
     out = {"desc": np.asarray(desc, np.float64), "found": found, "landmarks": np.asarray(lm, np.float64),
-           "age": np.where(found, np.asarray(attrs["age"], np.float64), np.nan),
-           "p_male": np.where(found, np.asarray(attrs["p_male"], np.float64), np.nan),
-           "smile": np.array([_smile(lm[t]) if found[t] else np.nan for t in range(len(found))])}
+           **attributes(probe, desc, found, lm)}
     if arcface is not None:
         out["arcface"] = arcface.embed_many(frames, landmarks=np.where(found[:, None, None], lm, np.nan),
                                             progress=progress)

@@ -336,13 +336,25 @@ def frame_descriptors(
     return desc, found, lms
 
 
-def _smile_or_nan(lm: np.ndarray) -> float:
+def smile_or_nan(lm: np.ndarray) -> float:
+    """:func:`smile_score`, NaN for missing (NaN) or degenerate landmarks."""
     if not np.isfinite(lm).all():
         return float("nan")
     try:
         return smile_score(lm)
     except ValueError:
         return float("nan")
+
+
+def attributes(probe: AttributeProbe, desc: np.ndarray, found: np.ndarray, lms: np.ndarray) -> dict[str, np.ndarray]:
+    """``age``, ``p_male`` and ``smile`` per frame from :func:`frame_descriptors`' outputs (NaN where no face)."""
+    found = np.asarray(found, bool)
+    pred = probe.predict(desc)
+    return {
+        "age": np.where(found, np.asarray(pred["age"], np.float64), np.nan),
+        "p_male": np.where(found, np.asarray(pred["p_male"], np.float64), np.nan),
+        "smile": np.array([smile_or_nan(lm) if f else np.nan for lm, f in zip(lms, found)], np.float64),
+    }
 
 
 def probe_frames(
@@ -359,11 +371,4 @@ def probe_frames(
 
     probe = AttributeProbe.load() if probe is None else probe
     desc, found, lms = frame_descriptors(frames, landmarks, progress=progress)
-    pred = probe.predict(desc)
-    return pd.DataFrame({
-        "frame": np.arange(len(found)),
-        "found": found,
-        "age": np.where(found, pred["age"], np.nan),
-        "p_male": np.where(found, pred["p_male"], np.nan),
-        "smile": [_smile_or_nan(lm) if f else float("nan") for lm, f in zip(lms, found)],
-    })
+    return pd.DataFrame({"frame": np.arange(len(found)), "found": found, **attributes(probe, desc, found, lms)})
