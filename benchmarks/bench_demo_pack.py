@@ -36,8 +36,8 @@ from stitch.democlip import make_demo_clip  # noqa: E402
 from stitch.video import cut_clip, read_frames  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
-EDITS = {"older": {"age": 8}, "younger": {"age": -8}, "smile": {"smile": 3}, "to_male": {"gender": 6},
-         "to_female": {"gender": -6}}
+EDITS = {"older": {"age": 8}, "younger": {"age": -8}, "older_x2": {"age": 16}, "younger_x2": {"age": -16},
+         "smile": {"smile": 3}, "to_male": {"gender": 6}, "to_female": {"gender": -6}}
 log = logging.getLogger("bench_demo_pack")
 
 
