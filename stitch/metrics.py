@@ -284,12 +284,12 @@ def summarise(df: pd.DataFrame, src: dict, edit: dict, meta: dict, notes: list[s
     both = df["found_src"] & df["found_edit"]
     s = {**meta, "frames": int(len(df)), "frames_face_src": int(df["found_src"].sum()),
          "frames_face_edit": int(df["found_edit"].sum()), "frames_edited": int(df["edited"].sum()), **ident}
-    s["id_dist"] = float(df.loc[both, "id_dist"].mean()) if both.any() else float("nan")
-    s["id_dist_max"] = float(df.loc[both, "id_dist"].max()) if both.any() else float("nan")
+    faces = df.loc[both]  # pandas' mean/max of no rows is NaN
+    s["id_dist"] = float(faces["id_dist"].mean())
+    s["id_dist_max"] = float(faces["id_dist"].max())
     for k in ("age", "p_male", "smile"):
-        s[f"{k}_src"] = float(df.loc[both, f"{k}_src"].mean()) if both.any() else float("nan")
-        s[f"{k}_edit"] = float(df.loc[both, f"{k}_edit"].mean()) if both.any() else float("nan")
-        s[f"{k}_delta"] = float(df.loc[both, f"{k}_delta"].mean()) if both.any() else float("nan")
+        for col in (f"{k}_src", f"{k}_edit", f"{k}_delta"):
+            s[col] = float(faces[col].mean())
     for k in ("psnr", "ssim", "lpips"):
         col = f"recon_{k}"
         if col in df:
