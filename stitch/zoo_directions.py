@@ -1,19 +1,24 @@
 """Edit directions for the demo pack, fitted on the encoded W+ latents of the UTKFace training faces.
 
-Each direction is the normal of a linear boundary between two labelled groups of latents. We use the
-class-mean difference (the normal of the nearest-class-mean boundary): a measured experiment here (DESIGN)
-found it gives clearly visible edits where logistic/ridge normals barely changed the images at the same step
-size; :func:`fit_directions` also reports the cosine to the logistic-regression normal (InterFaceGAN style).
+Each direction is the normal of a linear boundary fitted to a label on the flattened (num_ws * w_dim) latents,
+InterFaceGAN style: a ridge regression of the label on the centred codes (:func:`ridge_normal`), penalty
+``RIDGE_L2`` times n times the mean per-coordinate variance. A measured comparison on 150 held-out UTKFace faces
+(generator-independent dlib probe, same step length, typical factor) chose it over the class-mean difference
+used before: age +20.0 / -13.8 years instead of +3.8 / -1.8 (and held-out correlation of the projection with
+the true age 0.58 instead of 0.17); smile score +0.12 instead of +0.10 with less age leakage; the gender edit
+flips 76 % instead of 65 % of the predicted genders.
 
-- age: old (>= 50) minus young (18-30) faces, each gender weighted equally, gender component projected out
-  (age and gender are entangled: "older" otherwise also means "more male").
-- gender: male minus female (positive = more male, as InterFaceGAN), adults 18-60, age groups balanced.
-- smile: top minus bottom 30 % of a landmark-measured smile score (dlib 68 points on the 200 px sources),
-  adults, genders balanced, age and gender components projected out.
+- gender: ridge on male = 1 / female = 0, adults 18-60 (positive = more male, as InterFaceGAN).
+- age: ridge on age in years, 15-80, gender component projected out (age and gender are entangled in the
+  latents: "older" otherwise also means "more male" or "more female").
+- smile: ridge on a landmark-measured smile score (dlib 68 points on the 200 px sources), adults 18-60, age
+  and gender components projected out.
 
-Scale: a direction equals the class-mean difference divided by half the typical STIT factor of that edit
-(age 8, gender 6, smile 3), so ``w + factor / 2 * d`` with the typical factor moves a face from one class mean
-to the other.
+Scale: the step along a direction is set by the class means, as STIT's directions: a direction's norm is the
+norm of its class-mean difference (old >= 50 minus young 18-30, genders weighted equally; male minus female
+adults, age groups balanced; top minus bottom 30 % of the smile score) divided by half the typical factor of
+that edit (age 8, gender 6, smile 3). So ``w + factor / 2 * d`` with the typical factor moves a face as far as
+one class mean lies from the other, along the fitted normal.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from stitch.invert import invert_crops
 
 log = logging.getLogger(__name__)
 TYPICAL_FACTOR = {"age": 8.0, "gender": 6.0, "smile": 3.0}
+RIDGE_L2 = 1.0  # x n x mean per-coordinate variance of the codes (chosen on held-out faces: 0.01-100 tried)
 
 
 def group_mean(codes: np.ndarray, mask: np.ndarray, strata: np.ndarray | None = None) -> np.ndarray:
@@ -54,18 +60,19 @@ def project_out(d: np.ndarray, others: list[np.ndarray]) -> np.ndarray:
     return flat.reshape(d.shape)
 
 
-def logistic_normal(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, iters: int = 300) -> np.ndarray:
-    """Unit normal of an L2-regularised logistic regression (gradient descent on standardised features)."""
-    mu, sd = x.mean(0), x.std(0) + 1e-6
-    z = (x - mu) / sd
-    w, b = np.zeros(z.shape[1]), 0.0
-    for _ in range(iters):
-        p = 1 / (1 + np.exp(-(z @ w + b)))
-        g = z.T @ (p - y) / len(y) + l2 * w
-        w -= 0.5 * g
-        b -= 0.5 * float(np.mean(p - y))
-    n = w / sd
-    return n / np.linalg.norm(n)
+def ridge_normal(codes: np.ndarray, target: np.ndarray, l2: float = RIDGE_L2) -> np.ndarray:
+    """Unit normal (num_ws, w_dim) of the ridge regression ``target ~ <n, w> + b`` on the centred, flattened codes.
+
+    The penalty is ``l2 * n * mean(var(codes))``, so ``l2`` does not depend on the data's size or scale.
+    """
+    assert codes.ndim == 3 and len(codes) == len(target), f"codes {codes.shape} vs target {np.shape(target)}"
+    x = codes.reshape(len(codes), -1).astype(np.float64)
+    y = np.asarray(target, np.float64)
+    assert np.isfinite(x).all() and np.isfinite(y).all(), "ridge_normal needs finite codes and targets"
+    x = x - x.mean(axis=0)
+    penalty = l2 * len(x) * float(x.var(axis=0).mean())
+    beta = np.linalg.solve(x.T @ x + penalty * np.eye(x.shape[1]), x.T @ (y - y.mean()))
+    return (beta / np.linalg.norm(beta)).reshape(codes.shape[1:])
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -73,34 +80,50 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
-def fit_directions(codes: np.ndarray, age: np.ndarray, gender: np.ndarray, smile: np.ndarray) -> tuple[dict, dict]:
-    """Directions name -> (num_ws, w_dim) float32, and fitting statistics."""
+def fit_directions(
+    codes: np.ndarray, age: np.ndarray, gender: np.ndarray, smile: np.ndarray, l2: float = RIDGE_L2,
+) -> tuple[dict, dict]:
+    """Directions name -> (num_ws, w_dim) float32, and fitting statistics.
+
+    ``codes`` (N, num_ws, w_dim); ``age`` years, ``gender`` UTKFace's 0 = male / 1 = female (other values are left
+    out), ``smile`` the landmark score (NaN = unknown), each (N,).
+    """
     assert codes.ndim == 3 and len(codes) == len(age) == len(gender) == len(smile)
-    male = gender == 0
-    adult = (age >= 18) & (age <= 60)
+    known = np.isin(gender, (0, 1))
+    male, female = known & (gender == 0), known & (gender == 1)
+    adult = known & (age >= 18) & (age <= 60)
     age_group = np.digitize(age, [18, 30, 45])
-    young, old = (age >= 18) & (age <= 30), age >= 50
-    d_gender = group_mean(codes, adult & male, age_group) - group_mean(codes, adult & ~male, age_group)
-    d_age = group_mean(codes, old, gender) - group_mean(codes, young, gender)
-    d_age = project_out(d_age, [d_gender])
-    lo, hi = np.quantile(smile[adult], [0.3, 0.7])
-    d_smile = group_mean(codes, adult & (smile >= hi), gender) - group_mean(codes, adult & (smile <= lo), gender)
-    d_smile = project_out(d_smile, [d_gender, d_age])
-    raw = {"age": d_age, "gender": d_gender, "smile": d_smile}
+    young, old = known & (age >= 18) & (age <= 30), known & (age >= 50)
+    aged = known & (age >= 15) & (age <= 80)
+    smiled = adult & np.isfinite(smile)
+    lo, hi = np.quantile(smile[smiled], [0.3, 0.7])
+    # class-mean differences: they set each direction's step length
+    cm_gender = group_mean(codes, adult & male, age_group) - group_mean(codes, adult & female, age_group)
+    cm_age_raw = group_mean(codes, old, gender) - group_mean(codes, young, gender)
+    cm_age = project_out(cm_age_raw, [cm_gender])
+    cm_smile = project_out(
+        group_mean(codes, smiled & (smile >= hi), gender) - group_mean(codes, smiled & (smile <= lo), gender),
+        [cm_gender, cm_age])
+    # fitted boundary normals: they set each direction's orientation
+    n_gender = ridge_normal(codes[adult], male[adult].astype(np.float64), l2)
+    n_age = project_out(ridge_normal(codes[aged], age[aged], l2), [n_gender])
+    n_smile = project_out(ridge_normal(codes[smiled], smile[smiled], l2), [n_gender, n_age])
+    fits = {"gender": (n_gender, cm_gender, adult, male.astype(np.float64)), "age": (n_age, cm_age, aged, age),
+            "smile": (n_smile, cm_smile, smiled, smile)}
     flat = codes.reshape(len(codes), -1)
-    stats: dict = {"n": int(len(codes)), "groups": {
-        "young": int(young.sum()), "old": int(old.sum()), "male_adult": int((adult & male).sum()),
-        "female_adult": int((adult & ~male).sum()), "smile_lo": float(lo), "smile_hi": float(hi)}}
-    sel = adult
-    lg = logistic_normal(flat[sel], male[sel].astype(float))  # label 1 = male
-    stats["cosine_gender_vs_logistic"] = cosine(d_gender, lg)
-    stats["cosine_age_gender_raw"] = cosine(group_mean(codes, old, gender) - group_mean(codes, young, gender), d_gender)
+    stats: dict = {"n": int(len(codes)), "method": "ridge normal, class-mean step length", "ridge_l2": float(l2),
+                   "groups": {"young": int(young.sum()), "old": int(old.sum()), "male_adult": int((adult & male).sum()),
+                              "female_adult": int((adult & female).sum()), "smile_lo": float(lo), "smile_hi": float(hi)},
+                   "cosine_age_gender_class_means": cosine(cm_age_raw, cm_gender)}
     out = {}
-    for name, d in raw.items():
-        unit = d.reshape(-1) / np.linalg.norm(d)
-        spread = float((flat @ unit).std())
-        stats[f"{name}_class_distance_in_spreads"] = float(np.linalg.norm(d) / spread)
-        out[name] = torch.from_numpy((d / (TYPICAL_FACTOR[name] / 2)).astype(np.float32))
+    for name, (normal, cm, sel, label) in fits.items():
+        unit = normal / np.linalg.norm(normal)
+        proj = flat[sel] @ unit.reshape(-1)
+        d = unit * (np.linalg.norm(cm) / (TYPICAL_FACTOR[name] / 2))
+        stats[name] = {"cosine_to_class_mean": cosine(unit, cm),
+                       "train_corr_with_label": float(np.corrcoef(proj, label[sel])[0, 1]),
+                       "typical_step_in_spreads": float(np.linalg.norm(cm) / proj.std())}
+        out[name] = torch.from_numpy(d.astype(np.float32))
     return out, stats
 
 
@@ -108,13 +131,13 @@ def run(data_npz, encoder_path, out_directions, out_stats, device="cpu") -> dict
     """Stage ``zoo_directions``: encode the training faces and fit age / gender / smile directions."""
     from stitch.models.native import load_native
     from stitch.packs import save_directions
-    from stitch.probes import smile_score
+    from stitch.probes import smile_or_nan
 
     data = np.load(data_npz)
     train = ~data["holdout"]
     enc: Encoder4Editing = load_native(encoder_path, device=device, kind="encoder")
     codes = invert_crops(enc, data["crops"][train], batch=64, device=device)
-    smile = np.array([smile_score(lm) for lm in data["landmarks"][train]])
+    smile = np.array([smile_or_nan(lm) for lm in data["landmarks"][train]])
     dirs, stats = fit_directions(codes, data["age"][train], data["gender"][train], smile)
     save_directions(out_directions, dirs)
     Path(out_stats).write_text(json.dumps(stats, indent=2))
