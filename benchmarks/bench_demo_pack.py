@@ -8,8 +8,9 @@
 2. The workflow on the demo clip and a 48-frame cut of talk_1 with the demo pack (edits older / younger / smile /
    gender towards the other sex): PTI reconstruction PSNR at crop resolution (pti/stats.json).
 3. Edit strength with the generator-independent attribute probe (dlib descriptors, ridge age / logistic gender,
-   landmark smile): mean predicted-age change for older/younger, share of frames whose predicted gender flips
-   for the gender edit, smile-score change.
+   landmark smile), on the held-out UTKFace faces aged 20-60 (121; no PTI) and on both videos: mean
+   predicted-age change for older/younger, share of frames whose predicted gender flips for the gender edit,
+   smile-score change.
 4. A contact sheet per video (rows: original, reconstruction, every edit; columns: 4 time points).
 Needs ../shared/data (UTKFace tar for 1 when results/zoo/utkface_64.npz is absent; talk_1.mp4 for 2-4).
 """
@@ -41,7 +42,17 @@ EDITS = {"older": {"age": 8}, "younger": {"age": -8}, "older_x2": {"age": 16}, "
 log = logging.getLogger("bench_demo_pack")
 
 
-def encoder_heldout(n: int = 300) -> dict:
+def heldout_data() -> dict:
+    """The demo pack's UTKFace training set (rebuilt by zoo_data's code when absent); only held-out faces are used."""
+    data_path = REPO / "results" / "zoo" / "utkface_64.npz"
+    if not data_path.is_file():
+        from stitch.zoo_data import build_dataset
+
+        build_dataset(SHARED / "faces" / "utkface.tar", data_path, size=64)
+    return dict(np.load(data_path))
+
+
+def encoder_heldout(d: dict, n: int = 300) -> dict:
     import dlib
 
     from stitch.dlib_models import model_path
@@ -49,12 +60,6 @@ def encoder_heldout(n: int = 300) -> dict:
     from stitch.packs import Pack
     from stitch.pti import render
 
-    data_path = REPO / "results" / "zoo" / "utkface_64.npz"
-    if not data_path.is_file():
-        from stitch.zoo_data import build_dataset
-
-        build_dataset(SHARED / "faces" / "utkface.tar", data_path, size=64)
-    d = np.load(data_path)
     src = d["crops"][d["holdout"]][:n]
     pack = Pack.open("demo")
     rec = tensor_to_crops(render(pack.generator(), invert_crops(pack.encoder(), src, batch=50, progress=False)))
@@ -78,6 +83,50 @@ def encoder_heldout(n: int = 300) -> dict:
     dists = np.array(dists)
     return {"heldout_faces": int(len(src)), "psnr_mean_db": float(psnr.mean()), "faces_with_landmarks": int(len(dists)),
             "dlib_distance_median": float(np.median(dists)), "share_within_0.6": float((dists < 0.6).mean())}
+
+
+def heldout_edits(d: dict, n: int = 150) -> dict:
+    """Edit strength on (at most ``n``) held-out UTKFace faces aged 20-60 without PTI.
+
+    E -> w + factor/2 d -> G, probed at 256 px.
+
+    Deltas are edited minus unedited reconstruction (both blurry 64 px renders, so the probe's bias cancels);
+    the gender edit goes towards the other sex of each face's label. Also the median dlib distance to the
+    unedited reconstruction (how much of the person the edit keeps).
+    """
+    from stitch.invert import invert_crops, tensor_to_crops
+    from stitch.packs import Pack
+    from stitch.probes import AttributeProbe, attributes, frame_descriptors
+    from stitch.pti import render
+
+    pick = np.where(d["holdout"] & np.isin(d["gender"], (0, 1)) & (d["age"] >= 20) & (d["age"] <= 60))[0][:n]
+    pack, probe = Pack.open("demo"), AttributeProbe.load()
+    G, dirs = pack.generator(), {k: v.numpy() for k, v in pack.directions.items()}
+    codes = invert_crops(pack.encoder(), d["crops"][pick], batch=50, progress=False)
+    male = d["gender"][pick] == 0
+
+    def probe_codes(ws: np.ndarray):
+        imgs = tensor_to_crops(render(G, torch.from_numpy(ws.astype(np.float32))))
+        up = np.stack([cv2.resize(i, (256, 256), interpolation=cv2.INTER_CUBIC) for i in imgs])
+        desc, found, lms = frame_descriptors(up, upsample=1)
+        return attributes(probe, desc, found, lms), desc
+
+    base, base_desc = probe_codes(codes)
+    out = {"faces": int(len(pick)), "faces_found_unedited": int(np.isfinite(base["age"]).sum())}
+    towards_other_sex = np.where(male, -1.0, 1.0)[:, None, None] * EDITS["to_male"]["gender"]
+    steps = {edit: ("gender", towards_other_sex) if edit == "to_male" else next(iter(change.items()))
+             for edit, change in EDITS.items() if edit != "to_female"}
+    for edit, (attr, factor) in steps.items():
+        a, desc = probe_codes(codes + factor / 2 * dirs[attr][None])
+        row = {"age_delta": float(np.nanmean(a["age"] - base["age"])),
+               "smile_delta": float(np.nanmean(a["smile"] - base["smile"])),
+               "dlib_distance_median": float(np.nanmedian(np.linalg.norm(desc - base_desc, axis=1)))}
+        if attr == "gender":
+            ok = np.isfinite(a["p_male"]) & np.isfinite(base["p_male"])
+            row["gender_flipped_share"] = float(((a["p_male"] > 0.5) != (base["p_male"] > 0.5))[ok].mean())
+            edit = "to_other_sex"
+        out[edit] = row
+    return out
 
 
 def run_workflow(work: Path) -> float:
@@ -153,8 +202,9 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(2)
     work = Path(a.work)
-    metrics = {"encoder": encoder_heldout()}
-    print(json.dumps(metrics["encoder"], indent=2), flush=True)
+    data = heldout_data()
+    metrics = {"encoder": encoder_heldout(data), "heldout_edits": heldout_edits(data)}
+    print(json.dumps({k: metrics[k] for k in ("encoder", "heldout_edits")}, indent=2), flush=True)
     if not a.skip_run:
         metrics["workflow_seconds"] = run_workflow(work)
     metrics["edits"] = probe_edits(work)

@@ -18,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from stitch.invert import tensor_to_crops
-from stitch.pti import PTIConfig, load_pack_lpips, pti_tune, render
+from stitch.pti import PTIConfig, edit_space, load_pack_lpips, pti_tune, render
 from stitch.render import render_tracks, save_crops
 
 log = logging.getLogger(__name__)
@@ -66,14 +66,14 @@ def run_pti_frame(pack_dir, pivots_npy, crops_npz, latents: dict[str, str], sett
     pack = Pack.open(pack_dir)
     G = pack.generator(device)
     perceptual = load_pack_lpips(pack, device) if settings.get("lpips_weight") else None
-    cfg = PTIConfig(epochs=int(settings["epochs"]), lr=float(settings["lr"]), mse_weight=float(settings["mse_weight"]),
-                    lpips_weight=float(settings["lpips_weight"]), seed=int(settings["seed"]))
+    cfg = PTIConfig.from_settings(settings)
+    space = edit_space(pack.directions) if cfg.edit_reg_weight > 0 else None
     out = {name: np.zeros_like(crops) for name in outputs}
     psnrs = []
     todo = [(f, t) for f in range(valid.shape[0]) for t in np.flatnonzero(valid[f])]
     for f, t in tqdm(todo, desc="pti per frame", mininterval=5):
         Gt, st = pti_tune(G, pivots[f, t : t + 1], crops[f, t : t + 1], cfg, perceptual=perceptual, device=device,
-                          progress=False)
+                          progress=False, space=space)
         psnrs.append(st["psnr_after"])
         out["_recon"][f, t] = tensor_to_crops(render(Gt, pivots[f, t : t + 1], device=device))[0]
         for name, w in edits.items():

@@ -9,6 +9,10 @@ import torch
 
 from stitch.errors import StitchError
 
+# STIT's typical factors for its directions (age +-8, gender -6, smile -3 / +2): the demo pack's directions are scaled
+# to them and PTI's edit-preserving regulariser samples edits up to these strengths.
+TYPICAL_FACTOR = {"age": 8.0, "gender": 6.0, "smile": 3.0}
+
 
 def combined_direction(directions: Mapping[str, torch.Tensor], factors: Mapping[str, float]) -> torch.Tensor:
     """Sum of (factor / 2) * direction over the named directions -> (num_ws, w_dim)."""

@@ -12,7 +12,7 @@ from stitch.invert import crops_to_tensor, invert_crops, tensor_to_crops
 from stitch.models import Generator, GeneratorConfig
 from stitch.models.native import load_bundle, save_bundle
 from stitch.packs import Pack, make_random_pack
-from stitch.pti import PTIConfig, pti_tune, render
+from stitch.pti import PTIConfig, edit_space, pti_tune, render
 from stitch.stitching import StitchingConfig, masked_mse, stitch_frame
 
 
@@ -36,14 +36,20 @@ def test_crop_tensor_round_trip():
     np.testing.assert_array_equal(tensor_to_crops(crops_to_tensor(crops)), crops)
 
 
-def test_pti_improves_reconstruction_and_leaves_input_generator(tiny_pack):
-    G = tiny_pack.generator()
+def _pti_problem(pack):
+    """Pivots, crops from a perturbed copy of the generator, and one edit direction."""
+    G = pack.generator()
     ws = torch.randn(3, G.num_ws, G.w_dim, generator=torch.Generator().manual_seed(1)).numpy()
-    target_G = tiny_pack.generator()
+    target_G = pack.generator()
     with torch.no_grad():
         for p in target_G.synthesis.parameters():
             p.add_(0.05 * torch.randn_like(p))
-    crops = tensor_to_crops(render(target_G, ws))
+    d = torch.randn(G.num_ws, G.w_dim, generator=torch.Generator().manual_seed(2)) * 0.3
+    return G, ws, tensor_to_crops(render(target_G, ws)), {"age": d}
+
+
+def test_pti_improves_reconstruction_and_leaves_input_generator(tiny_pack):
+    G, ws, crops, _ = _pti_problem(tiny_pack)
     before = {k: v.clone() for k, v in G.state_dict().items()}
     Gt, stats = pti_tune(G, ws, crops, PTIConfig(epochs=15, lr=3e-3), progress=False)
     assert stats["psnr_after"] > stats["psnr_before"] + 1.0, stats
@@ -51,6 +57,34 @@ def test_pti_improves_reconstruction_and_leaves_input_generator(tiny_pack):
     # deterministic on CPU for a fixed seed
     Gt2, stats2 = pti_tune(G, ws, crops, PTIConfig(epochs=15, lr=3e-3), progress=False)
     assert stats2["psnr_after"] == stats["psnr_after"]
+
+
+def _edit_response_error(G0, Gt, ws, d, factor):
+    w = torch.from_numpy(ws)
+    change = lambda G: render(G, w + factor / 2 * d[None]) - render(G, w)  # noqa: E731
+    return float((change(Gt) - change(G0)).square().mean())
+
+
+def test_pti_edit_regulariser_keeps_the_edit_response(tiny_pack):
+    G, ws, crops, directions = _pti_problem(tiny_pack)
+    space = edit_space(directions)
+    assert set(space) == {"age"} and space["age"][1] == 8.0
+    plain, st_plain = pti_tune(G, ws, crops, PTIConfig(epochs=15, lr=3e-3), progress=False)
+    reg, st_reg = pti_tune(G, ws, crops, PTIConfig(epochs=15, lr=3e-3, edit_reg_weight=10.0), progress=False,
+                           space=space)
+    err_plain = _edit_response_error(G, plain, ws, directions["age"], 8.0)
+    err_reg = _edit_response_error(G, reg, ws, directions["age"], 8.0)
+    assert err_reg < 0.5 * err_plain, (err_reg, err_plain)
+    assert st_reg["psnr_after"] > st_reg["psnr_before"] + 1.0, st_reg  # it still fits the frames
+    assert st_reg["edit_reg_weight"] == 10.0 and st_plain["edit_reg_weight"] == 0.0
+    with pytest.raises(ValueError, match="edit directions"):
+        pti_tune(G, ws, crops, PTIConfig(epochs=1, edit_reg_weight=1.0), progress=False)
+
+
+def test_pti_config_from_workflow_settings():
+    base = {"epochs": 4, "lr": 1e-3, "mse_weight": 10, "lpips_weight": 0, "seed": 3}
+    assert PTIConfig.from_settings(base) == PTIConfig(epochs=4, lr=1e-3, mse_weight=10.0, lpips_weight=0.0, seed=3)
+    assert PTIConfig.from_settings({**base, "edit_reg_weight": 2}).edit_reg_weight == 2.0
 
 
 def test_masked_mse_uses_only_masked_pixels():

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from stitch.zoo_directions import TYPICAL_FACTOR, cosine, fit_directions, group_mean, project_out, ridge_normal
+from stitch.edit import TYPICAL_FACTOR
+from stitch.zoo_directions import cosine, fit_directions, group_mean, project_out, ridge_normal
 
 NUM_WS, W_DIM = 4, 16
 

@@ -27,7 +27,7 @@ RESULTS = config["results"]
 PACKS_DIR = Path(workflow.basedir) / "resources" / "models"
 # STIT's published defaults: the last fallback after samples.tsv, config.yaml and the pack's defaults.
 STIT_DEFAULTS = {
-    "pti": {"epochs": 300, "lr": 3e-5},
+    "pti": {"epochs": 300, "lr": 3e-5, "edit_reg_weight": 0.0},
     "stitching": {"max_steps": 100, "border_threshold": 0.005},
 }
 
@@ -96,6 +96,9 @@ def setting(video, stage, key):
 
 def stage_settings(stage, keys):
     return lambda wc: {k: setting(wc.video, stage, k) for k in keys}
+
+
+PTI_KEYS = ["epochs", "lr", "mse_weight", "lpips_weight", "seed", "edit_reg_weight"]
 
 
 def faces_setting(video):

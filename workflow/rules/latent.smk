@@ -38,13 +38,7 @@ rule pti:
         R("benchmarks", "pti.tsv")
     params:
         pack=lambda wc: pack_dir(wc.video),
-        settings=lambda wc: {
-            "epochs": setting(wc.video, "pti", "epochs"),
-            "lr": setting(wc.video, "pti", "lr"),
-            "mse_weight": setting(wc.video, "pti", "mse_weight"),
-            "lpips_weight": setting(wc.video, "pti", "lpips_weight"),
-            "seed": setting(wc.video, "pti", "seed"),
-        },
+        settings=stage_settings("pti", PTI_KEYS),
     threads: 2
     resources:
         gpu=1,
