@@ -113,9 +113,8 @@ def heldout_edits(d: dict, n: int = 150) -> dict:
 
     base, base_desc = probe_codes(codes)
     out = {"faces": int(len(pick)), "faces_found_unedited": int(np.isfinite(base["age"]).sum())}
-    towards_other_sex = np.where(male, -1.0, 1.0)[:, None, None] * EDITS["to_male"]["gender"]
-    steps = {edit: ("gender", towards_other_sex) if edit == "to_male" else next(iter(change.items()))
-             for edit, change in EDITS.items() if edit != "to_female"}
+    steps = {edit: next(iter(change.items())) for edit, change in EDITS.items() if not edit.startswith("to_")}
+    steps["to_other_sex"] = ("gender", np.where(male, -1.0, 1.0)[:, None, None] * EDITS["to_male"]["gender"])
     for edit, (attr, factor) in steps.items():
         a, desc = probe_codes(codes + factor / 2 * dirs[attr][None])
         row = {"age_delta": float(np.nanmean(a["age"] - base["age"])),
@@ -124,7 +123,6 @@ def heldout_edits(d: dict, n: int = 150) -> dict:
         if attr == "gender":
             ok = np.isfinite(a["p_male"]) & np.isfinite(base["p_male"])
             row["gender_flipped_share"] = float(((a["p_male"] > 0.5) != (base["p_male"] > 0.5))[ok].mean())
-            edit = "to_other_sex"
         out[edit] = row
     return out
 

@@ -18,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from stitch.invert import tensor_to_crops
-from stitch.pti import PTIConfig, edit_space, load_pack_lpips, pti_tune, render
+from stitch.pti import prepare, pti_tune, render
 from stitch.render import render_tracks, save_crops
 
 log = logging.getLogger(__name__)
@@ -64,10 +64,7 @@ def run_pti_frame(pack_dir, pivots_npy, crops_npz, latents: dict[str, str], sett
     pivots = np.load(pivots_npy)
     edits = {name: np.load(path) for name, path in latents.items()}
     pack = Pack.open(pack_dir)
-    G = pack.generator(device)
-    perceptual = load_pack_lpips(pack, device) if settings.get("lpips_weight") else None
-    cfg = PTIConfig.from_settings(settings)
-    space = edit_space(pack.directions) if cfg.edit_reg_weight > 0 else None
+    G, cfg, perceptual, space = prepare(pack, settings, device)
     out = {name: np.zeros_like(crops) for name in outputs}
     psnrs = []
     todo = [(f, t) for f in range(valid.shape[0]) for t in np.flatnonzero(valid[f])]

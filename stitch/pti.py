@@ -8,9 +8,10 @@ Optional (``edit_reg_weight`` > 0, not in STIT; off by default): an edit-preserv
 PTI's locality regulariser. Tuning on the pivots alone lets the generator stop responding to the edit directions
 around them (measured with the demo pack on talk_1: the age edit moves the probe's age +18.5 years with the
 untuned generator, +6.8 after PTI). Each step also draws one of the pack's directions ``d`` and a strength
-``t ~ U(-T, T)`` (``T`` its typical factor) and penalises ``MSE((G_t(w + t/2 d) - G_t(w)) - (G_0(w + t/2 d) - G_0(w)))``:
-the tuned generator ``G_t`` must change the image under an edit as the pack's generator ``G_0`` does, while its
-reconstruction of the pivot is free to fit the frame.
+``t ~ U(-T, T)`` (``T`` its typical factor) and penalises
+``MSE((G_t(w + t/2 d) - G_t(w)) - (G_0(w + t/2 d) - G_0(w)))``: the tuned generator ``G_t`` must change the
+image under an edit as the pack's generator ``G_0`` does, while its reconstruction of the pivot is free to fit
+the frame.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from stitch.edit import TYPICAL_FACTOR
 from stitch.invert import crops_to_tensor
 from stitch.models.stylegan2 import Generator
 
@@ -56,23 +58,22 @@ EditSpace = Mapping[str, tuple[torch.Tensor, float]]  # name -> ((num_ws, w_dim)
 
 def edit_space(directions: Mapping[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, float]]:
     """The pack directions that have a typical factor (``stitch.edit.TYPICAL_FACTOR``), for the edit regulariser."""
-    from stitch.edit import TYPICAL_FACTOR
-
     return {k: (directions[k].float(), TYPICAL_FACTOR[k]) for k in sorted(directions) if k in TYPICAL_FACTOR}
 
 
 def edit_response_loss(
-    Gt: Generator, G0: Generator, w: torch.Tensor, y: torch.Tensor, space: EditSpace, rng: np.random.Generator,
+    Gt: Generator, G0: Generator, w: torch.Tensor, y: torch.Tensor, y0: torch.Tensor, space: EditSpace,
+    rng: np.random.Generator,
 ) -> torch.Tensor:
     """MSE between the tuned and the original generator's image change under one random edit of ``w`` (1, L, C).
 
-    ``y`` is ``Gt``'s image of ``w`` (already computed by the caller, gradients flow through it).
+    ``y`` / ``y0`` are ``Gt``'s / ``G0``'s images of ``w`` (computed by the caller; gradients flow through ``y``).
     """
     names = list(space)
     d, limit = space[names[rng.integers(len(names))]]
     w_edit = w + float(rng.uniform(-limit, limit)) / 2 * d.to(w.device)[None]
     with torch.no_grad():
-        ref = G0.synthesis(w_edit, noise_mode="const") - G0.synthesis(w, noise_mode="const")
+        ref = G0.synthesis(w_edit, noise_mode="const") - y0
     return ((Gt.synthesis(w_edit, noise_mode="const") - y) - ref).square().mean()
 
 
@@ -114,7 +115,11 @@ def pti_tune(
     targets = crops_to_tensor(crops)
     ws = torch.as_tensor(pivots, dtype=torch.float32)
     before = psnr(render(G, ws, device=device), targets)
-    G0 = copy.deepcopy(G).to(device).eval().requires_grad_(False) if regularise else None
+    G0, y0 = None, None
+    if regularise:  # the untuned generator and its image of every pivot, fixed during tuning
+        G0 = copy.deepcopy(G).to(device).eval().requires_grad_(False)
+        with torch.no_grad():
+            y0 = [G0.synthesis(ws[i : i + 1].to(device), noise_mode="const") for i in range(len(ws))]
     Gt = copy.deepcopy(G).to(device).train().requires_grad_(True)
     Gt.mapping.requires_grad_(False)
     opt = torch.optim.Adam([p for p in Gt.synthesis.parameters() if p.requires_grad], lr=cfg.lr, betas=(0.9, 0.999))
@@ -128,7 +133,8 @@ def pti_tune(
             if perceptual is not None and cfg.lpips_weight:
                 loss = loss + cfg.lpips_weight * perceptual(y, x).mean()
             if regularise:
-                loss = loss + cfg.edit_reg_weight * edit_response_loss(Gt, G0, ws[i : i + 1].to(device), y, space, rng)
+                reg = edit_response_loss(Gt, G0, ws[i : i + 1].to(device), y, y0[i], space, rng)
+                loss = loss + cfg.edit_reg_weight * reg
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -159,10 +165,7 @@ def run(crops_npz, pivots_npy, pack_dir, settings: dict, out_generators, out_sta
     crops, valid = data["crops"], data["valid"]
     pivots = np.load(pivots_npy)
     pack = Pack.open(pack_dir)
-    G = pack.generator(device)
-    perceptual = load_pack_lpips(pack, device) if settings.get("lpips_weight") else None
-    cfg = PTIConfig.from_settings(settings)
-    space = edit_space(pack.directions) if cfg.edit_reg_weight > 0 else None
+    G, cfg, perceptual, space = prepare(pack, settings, device)
     tuned, stats = {}, {"settings": settings, "faces": {}}
     for f in range(valid.shape[0]):
         Gt, st = pti_tune(G, pivots[f][valid[f]], crops[f][valid[f]], cfg, perceptual=perceptual, device=device,
@@ -172,6 +175,15 @@ def run(crops_npz, pivots_npy, pack_dir, settings: dict, out_generators, out_sta
     save_bundle(tuned, out_generators)
     Path(out_stats).write_text(json.dumps(stats, indent=2))
     return stats
+
+
+def prepare(pack, settings: Mapping, device="cpu") -> tuple[Generator, PTIConfig, Perceptual | None, EditSpace | None]:
+    """What :func:`pti_tune` needs from a pack and the workflow's ``pti`` settings: the generator, the config, LPIPS
+    (when weighted and shipped) and the edit space (when the edit regulariser is on)."""
+    cfg = PTIConfig.from_settings(settings)
+    perceptual = load_pack_lpips(pack, device) if cfg.lpips_weight else None
+    space = edit_space(pack.directions) if cfg.edit_reg_weight > 0 else None
+    return pack.generator(device), cfg, perceptual, space
 
 
 def load_pack_lpips(pack, device="cpu") -> Perceptual | None:

@@ -32,9 +32,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stitch.models.e4e import Encoder4Editing
 from stitch.edit import TYPICAL_FACTOR
 from stitch.invert import invert_crops
+from stitch.models.e4e import Encoder4Editing
+from stitch.probes import fit_ridge, smile_or_nan
 
 log = logging.getLogger(__name__)
 RIDGE_L2 = 1.0  # x n x mean per-coordinate variance of the codes (chosen on held-out faces: 0.01-100 tried)
@@ -63,17 +64,16 @@ def project_out(d: np.ndarray, others: list[np.ndarray]) -> np.ndarray:
 
 
 def ridge_normal(codes: np.ndarray, target: np.ndarray, l2: float = RIDGE_L2) -> np.ndarray:
-    """Unit normal (num_ws, w_dim) of the ridge regression ``target ~ <n, w> + b`` on the centred, flattened codes.
+    """Unit normal (num_ws, w_dim) of the ridge regression ``target ~ <n, w> + b`` on the flattened codes.
 
-    The penalty is ``l2 * n * mean(var(codes))``, so ``l2`` does not depend on the data's size or scale.
+    :func:`stitch.probes.fit_ridge` with the penalty ``l2 * n * mean(var(codes))``, so ``l2`` does not depend on the
+    data's size or scale.
     """
     assert codes.ndim == 3 and len(codes) == len(target), f"codes {codes.shape} vs target {np.shape(target)}"
     x = codes.reshape(len(codes), -1).astype(np.float64)
     y = np.asarray(target, np.float64)
     assert np.isfinite(x).all() and np.isfinite(y).all(), "ridge_normal needs finite codes and targets"
-    x = x - x.mean(axis=0)
-    penalty = l2 * len(x) * float(x.var(axis=0).mean())
-    beta = np.linalg.solve(x.T @ x + penalty * np.eye(x.shape[1]), x.T @ (y - y.mean()))
+    beta, _ = fit_ridge(x, y, l2 * len(x) * float(x.var(axis=0).mean()))
     return (beta / np.linalg.norm(beta)).reshape(codes.shape[1:])
 
 
@@ -134,7 +134,6 @@ def run(data_npz, encoder_path, out_directions, out_stats, device="cpu") -> dict
     """Stage ``zoo_directions``: encode the training faces and fit age / gender / smile directions."""
     from stitch.models.native import load_native
     from stitch.packs import save_directions
-    from stitch.probes import smile_or_nan
 
     data = np.load(data_npz)
     train = ~data["holdout"]

@@ -272,7 +272,7 @@ def table_inputs(methods):
 
 def evaluation_outputs(methods, paper=False):
     """Targets of the evaluation for one method selection: metrics, every video's figures, the tables."""
-    out = [metric_path(v, m, e, "json") for v in SAMPLES.index for m in methods for e in EVAL_EDITS]
+    out = list(table_inputs(methods)["summaries"])
     for video in SAMPLES.index:
         for v in figure_files(video, paper).values():
             out += v if isinstance(v, list) else [v]
