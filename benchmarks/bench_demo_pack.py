@@ -52,17 +52,31 @@ def heldout_data() -> dict:
     return dict(np.load(data_path))
 
 
-def encoder_heldout(d: dict, n: int = 300) -> dict:
+def encoder_heldout(d: dict, n: int = 300, models: tuple | None = None) -> dict:
+    """PSNR, dlib identity distance and the probe's age bias of E -> G reconstructions of held-out faces.
+
+    ``models``: (generator, encoder) to measure instead of the demo pack's (e.g. a training snapshot).
+    """
     import dlib
 
     from stitch.dlib_models import model_path
     from stitch.invert import invert_crops, tensor_to_crops
     from stitch.packs import Pack
+    from stitch.probes import AttributeProbe, attributes, frame_descriptors
     from stitch.pti import render
 
     src = d["crops"][d["holdout"]][:n]
-    pack = Pack.open("demo")
-    rec = tensor_to_crops(render(pack.generator(), invert_crops(pack.encoder(), src, batch=50, progress=False)))
+    if models is None:
+        pack = Pack.open("demo")
+        models = (pack.generator(), pack.encoder())
+    rec = tensor_to_crops(render(models[0], invert_crops(models[1], src, batch=50, progress=False)))
+    probe = AttributeProbe.load()
+    ages = []
+    for imgs in (src, rec):
+        up = np.stack([cv2.resize(i, (256, 256), interpolation=cv2.INTER_CUBIC) for i in imgs])
+        ages.append(attributes(probe, *frame_descriptors(up, upsample=1))["age"])
+    both = np.isfinite(ages[0]) & np.isfinite(ages[1])
+    true_age = d["age"][d["holdout"]][:n]
     mse = ((rec.astype(np.float64) - src) ** 2).mean(axis=(1, 2, 3))
     psnr = 10 * np.log10(255.0**2 / mse)
     det = dlib.get_frontal_face_detector()
@@ -82,17 +96,24 @@ def encoder_heldout(d: dict, n: int = 300) -> dict:
         dists.append(float(np.linalg.norm(da - db)))
     dists = np.array(dists)
     return {"heldout_faces": int(len(src)), "psnr_mean_db": float(psnr.mean()), "faces_with_landmarks": int(len(dists)),
-            "dlib_distance_median": float(np.median(dists)), "share_within_0.6": float((dists < 0.6).mean())}
+            "dlib_distance_median": float(np.median(dists)), "share_within_0.6": float((dists < 0.6).mean()),
+            # probe age of the reconstruction minus that of the source (both upscaled to 256 px), and how well the
+            # reconstruction's probe age follows the true age (Pearson r)
+            "probe_age_faces": int(both.sum()),
+            "recon_age_bias_years": float(np.mean(ages[1][both] - ages[0][both])),
+            "recon_age_r_true": float(np.corrcoef(ages[1][both], true_age[both])[0, 1]),
+            "source_age_r_true": float(np.corrcoef(ages[0][both], true_age[both])[0, 1])}
 
 
-def heldout_edits(d: dict, n: int = 150) -> dict:
+def heldout_edits(d: dict, n: int = 150, models: tuple | None = None, directions: dict | None = None) -> dict:
     """Edit strength on (at most ``n``) held-out UTKFace faces aged 20-60 without PTI.
 
     E -> w + factor/2 d -> G, probed at 256 px.
 
     Deltas are edited minus unedited reconstruction (both blurry 64 px renders, so the probe's bias cancels);
     the gender edit goes towards the other sex of each face's label. Also the median dlib distance to the
-    unedited reconstruction (how much of the person the edit keeps).
+    unedited reconstruction (how much of the person the edit keeps). ``models`` (generator, encoder) and
+    ``directions`` replace the demo pack's (e.g. a training snapshot).
     """
     from stitch.invert import invert_crops, tensor_to_crops
     from stitch.packs import Pack
@@ -100,9 +121,12 @@ def heldout_edits(d: dict, n: int = 150) -> dict:
     from stitch.pti import render
 
     pick = np.where(d["holdout"] & np.isin(d["gender"], (0, 1)) & (d["age"] >= 20) & (d["age"] <= 60))[0][:n]
-    pack, probe = Pack.open("demo"), AttributeProbe.load()
-    G, dirs = pack.generator(), {k: v.numpy() for k, v in pack.directions.items()}
-    codes = invert_crops(pack.encoder(), d["crops"][pick], batch=50, progress=False)
+    probe = AttributeProbe.load()
+    if models is None:
+        pack = Pack.open("demo")
+        models, directions = (pack.generator(), pack.encoder()), pack.directions
+    G, dirs = models[0], {k: v.numpy() for k, v in directions.items()}
+    codes = invert_crops(models[1], d["crops"][pick], batch=50, progress=False)
     male = d["gender"][pick] == 0
 
     def probe_codes(ws: np.ndarray):

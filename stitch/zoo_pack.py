@@ -17,7 +17,8 @@ LICENCE = (
     "Weights trained by the Stitch project on UTKFace (non-commercial research use only, as the data). "
     "No third-party weights are included."
 )
-COMMAND = "snakemake --cores 2 demo_pack   # = zoo_data -> zoo_train -> zoo_directions -> demo_pack"
+COMMAND = ("snakemake --cores 2 demo_pack   # = zoo_data -> zoo_train -> zoo_adversarial -> zoo_directions"
+           " -> demo_pack")
 
 
 def git_commit() -> str:
@@ -27,7 +28,13 @@ def git_commit() -> str:
         return "unknown"
 
 
-def run(generator, encoder, train_metrics, directions, direction_stats, manifest, align_scale: float, steps: int) -> Path:
+def run(generator, encoder, train_metrics, adversarial_metrics, directions, direction_stats, manifest,
+        align_scale: float, steps: int, adversarial_steps: int) -> Path:
+    """Copy the adversarial phase's weights and the directions into the pack folder and write ``pack.yaml``.
+
+    ``train_metrics`` / ``adversarial_metrics``: the two training phases' ``train_metrics.json``; ``steps`` /
+    ``adversarial_steps``: their configured lengths (provenance).
+    """
     root = Path(manifest).parent
     root.mkdir(parents=True, exist_ok=True)
     for src in (generator, encoder):
@@ -37,6 +44,7 @@ def run(generator, encoder, train_metrics, directions, direction_stats, manifest
     gcfg = read_config(generator)["config"]
     ecfg = read_config(encoder)["config"]
     tm = json.loads(Path(train_metrics).read_text())
+    am = json.loads(Path(adversarial_metrics).read_text())
     ds = json.loads(Path(direction_stats).read_text())
     old = {}
     if Path(manifest).is_file():
@@ -56,6 +64,7 @@ def run(generator, encoder, train_metrics, directions, direction_stats, manifest
             "data": "UTKFace 200x200 crops (../shared/data/faces/utkface.tar), aligned by stitch.zoo_data",
             "command": COMMAND,
             "train_steps": steps,
+            "adversarial_steps": adversarial_steps,
             "commit": git_commit(),
         },
         "how_to_get": f"rebuild with `{COMMAND}` (needs the UTKFace tar) or restore the file from git",
@@ -75,8 +84,9 @@ def run(generator, encoder, train_metrics, directions, direction_stats, manifest
             # on the demo clip), so STIT's 0.005 is unreachable: stop once the edited border is closer than that.
             "stitching": {"max_steps": 25, "border_threshold": 0.015},
         },
-        "metrics": {"train": {"steps": tm["steps"], "heldout_psnr": tm["heldout_psnr"]}, "directions": ds,
-                    **{k: v for k, v in (old.get("metrics") or {}).items() if k not in ("train", "directions")}},
+        "metrics": {"train": {"steps": tm["steps"], "heldout_psnr": tm["heldout_psnr"]},
+                    "adversarial": {"steps": am["steps"], "heldout_psnr": am["heldout_psnr"]}, "directions": ds,
+                    **{k: v for k, v in (old.get("metrics") or {}).items() if k not in ("train", "adversarial", "directions")}},
     }
     out = write_manifest(root, meta)
     log.info("wrote %s", out)

@@ -1,9 +1,10 @@
 """Demo-pack training: the StyleGAN2 generator and the e4e encoder trained jointly as an encoder-decoder.
 
-Why an encoder-decoder and not a GAN: on 2 CPU cores the budget is ~1 h of training. A measured experiment
-here (DESIGN.md) got 24 dB held-out PSNR in 40 min with L1 + MSE reconstruction, and identity comes from
-PTI per video anyway; a GAN would not converge in that budget. The generator keeps StyleGAN2's
-architecture (modulated convs, noise, ToRGB skips), so PTI, editing and stitching work unchanged.
+Why an encoder-decoder and not a GAN from scratch: the whole pack must train in <= 3 h on 2 CPU cores. A
+measured experiment here (DESIGN.md) got 24 dB held-out PSNR in 40 min with L1 + MSE reconstruction, and
+identity comes from PTI per video anyway; a GAN would not converge in that budget. The generator keeps
+StyleGAN2's architecture (modulated convs, noise, ToRGB skips), so PTI, editing and stitching work unchanged.
+A shorter adversarial phase (``stitch.zoo_adversarial``) then fine-tunes the result against a discriminator.
 
 Resumable: a checkpoint (models, optimiser, step, RNG) is written atomically every ``ckpt_minutes``;
 rerunning the same command continues from it. The learning-rate schedule depends on the step only, so a
@@ -65,6 +66,25 @@ def psnr_batch(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return 10 * torch.log10(4.0 / mse.clamp_min(1e-12))
 
 
+def load_split(data_path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """zoo_data's npz -> (training faces, held-out faces) as tensors in [-1, 1]."""
+    data = np.load(data_path)
+    crops, holdout = data["crops"], data["holdout"]
+    return to_tensor(crops[~holdout]), to_tensor(crops[holdout])
+
+
+def flip_batch(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Mirror a random half of the batch (horizontal flip augmentation)."""
+    flip = torch.rand(len(x), generator=gen) < 0.5
+    return torch.where(flip[:, None, None, None], x.flip(3), x)
+
+
+def recon_loss(y: torch.Tensor, x: torch.Tensor, ws: torch.Tensor, cfg) -> torch.Tensor:
+    """L1 + MSE reconstruction + e4e's delta regulariser (weights from ``cfg``)."""
+    loss = cfg.l1_weight * (y - x).abs().mean() + cfg.mse_weight * (y - x).square().mean()
+    return loss + cfg.delta_reg * delta_penalty(ws)
+
+
 def lr_at(step: int, cfg: TrainConfig) -> float:
     t = min(step / max(cfg.steps, 1), 1.0)
     return cfg.lr * (cfg.lr_final_frac + (1 - cfg.lr_final_frac) * 0.5 * (1 + math.cos(math.pi * t)))
@@ -89,10 +109,7 @@ def train(data_path: str | Path, work_dir: str | Path, cfg: TrainConfig) -> dict
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = work_dir / "ckpt.pt"
-    data = np.load(data_path)
-    crops, holdout = data["crops"], data["holdout"]
-    train_x = to_tensor(crops[~holdout])
-    held_x = to_tensor(crops[holdout])
+    train_x, held_x = load_split(data_path)
     assert train_x.shape[-1] == cfg.generator["img_resolution"] == cfg.encoder["input_size"]
     torch.manual_seed(cfg.seed)
     G = Generator(GeneratorConfig.from_dict(cfg.generator))
@@ -111,28 +128,20 @@ def train(data_path: str | Path, work_dir: str | Path, cfg: TrainConfig) -> dict
         log.info("resumed from %s at step %d", ckpt_path, step)
 
     def save_ckpt() -> None:
-        tmp = ckpt_path.with_suffix(".tmp")
-        torch.save(
-            {"G": G.state_dict(), "E": E.state_dict(), "opt": opt.state_dict(), "step": step,
-             "history": json.dumps(history), "rng": gen.get_state()},
-            tmp,
-        )
-        os.replace(tmp, ckpt_path)
+        save_checkpoint(ckpt_path, {"G": G.state_dict(), "E": E.state_dict(), "opt": opt.state_dict(), "step": step,
+                                    "history": json.dumps(history), "rng": gen.get_state()})
 
     last_ckpt = time.time()
     t0, imgs = time.time(), 0
     bar = tqdm(total=cfg.steps, initial=step, desc="train demo pack", mininterval=30.0)
     while step < cfg.steps:
         idx = torch.randint(len(train_x), (cfg.batch,), generator=gen)
-        x = train_x[idx]
-        flip = torch.rand(cfg.batch, generator=gen) < 0.5
-        x = torch.where(flip[:, None, None, None], x.flip(3), x)
+        x = flip_batch(train_x[idx], gen)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
         ws = E(x)
         y = G.synthesis(ws)
-        loss = cfg.l1_weight * (y - x).abs().mean() + cfg.mse_weight * (y - x).square().mean()
-        loss = loss + cfg.delta_reg * delta_penalty(ws)
+        loss = recon_loss(y, x, ws, cfg)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -150,14 +159,27 @@ def train(data_path: str | Path, work_dir: str | Path, cfg: TrainConfig) -> dict
             last_ckpt = time.time()
     bar.close()
     save_ckpt()
-    # w_avg of the demo generator = mean encoded code of the training faces (its mapping is not trained).
+    metrics = {"steps": step, "heldout_psnr": evaluate(G, E, held_x), "history": history}
+    save_final(G, E, train_x, work_dir / "final", {"train": asdict(cfg)}, metrics)
+    return metrics
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Write a training checkpoint atomically (a crash mid-write leaves the previous one)."""
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def save_final(G: Generator, E: Encoder4Editing, train_x: torch.Tensor, final: Path, extra: dict, metrics: dict) -> None:
+    """Set ``w_avg`` and write ``final/{generator,encoder}.safetensors`` + ``train_metrics.json``.
+
+    ``w_avg`` of the demo generator = mean encoded code of the training faces (its mapping is not trained).
+    """
     E.eval()
     with torch.no_grad():
         codes = torch.cat([E(x) for x in train_x[:2000].split(200)])
     G.mapping.w_avg.copy_(codes.mean(dim=(0, 1)))
-    final = work_dir / "final"
-    save_model(G, final / "generator.safetensors", extra={"train": asdict(cfg)})
-    save_model(E, final / "encoder.safetensors", extra={"train": asdict(cfg)})
-    metrics = {"steps": step, "heldout_psnr": evaluate(G, E, held_x), "history": history}
+    save_model(G, final / "generator.safetensors", extra=extra)
+    save_model(E, final / "encoder.safetensors", extra=extra)
     (final / "train_metrics.json").write_text(json.dumps(metrics, indent=2))
-    return metrics

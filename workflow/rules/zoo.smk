@@ -1,6 +1,6 @@
 # The demo model pack, trained by the project itself on UTKFace (target: demo_pack). Rerun with
 #   snakemake --cores 2 demo_pack
-# Training is resumable: it checkpoints every few minutes into {zoo.work}/train/ckpt.pt.
+# Training is resumable: both phases checkpoint every few minutes into {zoo.work}/{train,adversarial}/ckpt.pt.
 
 ZOO = config.get("zoo", {})
 ZOO_WORK = ZOO.get("work", "results/zoo")
@@ -57,10 +57,41 @@ rule zoo_train:
         " --batch {params.batch} --threads {threads} > {log} 2>&1"
 
 
+rule zoo_adversarial:
+    """Adversarial phase: fine-tune zoo_train's encoder-decoder against a discriminator (resumable)."""
+    input:
+        data=rules.zoo_data.output.data,
+        generator=rules.zoo_train.output.generator,
+        encoder=rules.zoo_train.output.encoder,
+    output:
+        generator=f"{ZOO_WORK}/adversarial/final/generator.safetensors",
+        encoder=f"{ZOO_WORK}/adversarial/final/encoder.safetensors",
+        metrics=f"{ZOO_WORK}/adversarial/final/train_metrics.json",
+    log:
+        f"{ZOO_WORK}/logs/zoo_adversarial.log",
+    benchmark:
+        f"{ZOO_WORK}/benchmarks/zoo_adversarial.tsv"
+    params:
+        work=lambda wc, output: str(Path(output.generator).parents[1]),
+        steps=ZOO.get("adversarial_steps", 2400),
+        batch=ZOO.get("adversarial_batch", 16),
+        adv_weight=ZOO.get("adversarial_weight", 0.1),
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    conda:
+        "../../envs/stitch.yaml"
+    shell:
+        f"python {workflow.basedir}/scripts/zoo_adversarial.py"
+        " {input.data} {input.generator} {input.encoder} {params.work} --steps {params.steps}"
+        " --batch {params.batch} --adv-weight {params.adv_weight} --threads {threads} > {log} 2>&1"
+
+
 rule zoo_directions:
     input:
         data=rules.zoo_data.output.data,
-        encoder=rules.zoo_train.output.encoder,
+        encoder=rules.zoo_adversarial.output.encoder,
     output:
         directions=f"{ZOO_WORK}/directions/directions.safetensors",
         stats=f"{ZOO_WORK}/directions/stats.json",
@@ -81,9 +112,10 @@ rule zoo_directions:
 rule demo_pack:
     """Assemble resources/models/demo: weights, directions, manifest with sha256 and provenance."""
     input:
-        generator=rules.zoo_train.output.generator,
-        encoder=rules.zoo_train.output.encoder,
+        generator=rules.zoo_adversarial.output.generator,
+        encoder=rules.zoo_adversarial.output.encoder,
         train_metrics=rules.zoo_train.output.metrics,
+        adversarial_metrics=rules.zoo_adversarial.output.metrics,
         directions=rules.zoo_directions.output.directions,
         direction_stats=rules.zoo_directions.output.stats,
     output:
@@ -95,6 +127,7 @@ rule demo_pack:
     params:
         align_scale=ZOO.get("align_scale", 0.6),
         steps=ZOO.get("steps", 5000),
+        adversarial_steps=ZOO.get("adversarial_steps", 2400),
     threads: 1
     resources:
         mem_mb=1000,
