@@ -28,7 +28,16 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from stitch.models.native import load_native
-from stitch.zoo_train import evaluate, flip_batch, load_split, recon_loss, save_checkpoint, save_final
+from stitch.zoo_train import (
+    ReconRunConfig,
+    evaluate,
+    finish,
+    flip_batch,
+    load_split,
+    recon_loss,
+    save_checkpoint,
+    save_final,
+)
 
 log = logging.getLogger(__name__)
 
@@ -94,13 +103,14 @@ class Discriminator(nn.Module):
 
 
 @dataclass
-class AdversarialConfig:
+class AdversarialConfig(ReconRunConfig):
     """Hyperparameters of the adversarial phase.
 
     adv_weight: weight of the generator's GAN loss next to the L1 + MSE reconstruction (weights as zoo_train).
     mix_share: fraction of each batch also rendered from codes interpolated between two encoded faces, with
     ``alpha ~ U(-mix_extra, 1 + mix_extra)`` (a little extrapolation, as edits go past the encoded codes).
-    r1_gamma / r1_every: lazy R1 penalty on real images. Adam betas (0, 0.99) as StyleGAN2.
+    r1_gamma / r1_every: lazy R1 penalty on real images. Adam betas (0, 0.99) as StyleGAN2. Reconstruction
+    weights, checkpoint interval and threads: :class:`stitch.zoo_train.ReconRunConfig`.
     """
 
     steps: int = 2400
@@ -112,13 +122,8 @@ class AdversarialConfig:
     mix_extra: float = 0.25
     r1_gamma: float = 1.0
     r1_every: int = 16
-    l1_weight: float = 1.0
-    mse_weight: float = 1.0
-    delta_reg: float = 2e-4
     seed: int = 1
-    ckpt_minutes: float = 4.0
     eval_every: int = 250
-    threads: int = 2
     discriminator: tuple[int, ...] = DiscriminatorConfig.channels
 
 
@@ -210,7 +215,4 @@ def train_adversarial(data_path: str | Path, generator: str | Path, encoder: str
             save_ckpt()
             last_ckpt = time.time()
     bar.close()
-    save_ckpt()
-    metrics = {"steps": step, "heldout_psnr": evaluate(G, E, held_x), "history": history}
-    save_final(G.eval(), E, train_x, work_dir / "final", {"adversarial": asdict(cfg)}, metrics)
-    return metrics
+    return finish(save_ckpt, G, E, train_x, held_x, work_dir / "final", step, history, {"adversarial": asdict(cfg)})

@@ -39,18 +39,25 @@ DEMO_ENCODER = EncoderConfig(
 
 
 @dataclass
-class TrainConfig:
+class ReconRunConfig:
+    """What both training phases share: the reconstruction loss weights (L1, MSE, e4e's delta regulariser),
+    the checkpoint interval in minutes and the torch thread count."""
+
+    l1_weight: float = 1.0
+    mse_weight: float = 1.0
+    delta_reg: float = 2e-4
+    ckpt_minutes: float = 4.0
+    threads: int = 2
+
+
+@dataclass
+class TrainConfig(ReconRunConfig):
     steps: int = 12000
     batch: int = 32
     lr: float = 1e-3
     lr_final_frac: float = 0.05
-    l1_weight: float = 1.0
-    mse_weight: float = 1.0
-    delta_reg: float = 2e-4
     seed: int = 0
-    ckpt_minutes: float = 4.0
     eval_every: int = 500
-    threads: int = 2
     generator: dict = field(default_factory=DEMO_GENERATOR.to_dict)
     encoder: dict = field(default_factory=DEMO_ENCODER.to_dict)
 
@@ -79,7 +86,7 @@ def flip_batch(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return torch.where(flip[:, None, None, None], x.flip(3), x)
 
 
-def recon_loss(y: torch.Tensor, x: torch.Tensor, ws: torch.Tensor, cfg) -> torch.Tensor:
+def recon_loss(y: torch.Tensor, x: torch.Tensor, ws: torch.Tensor, cfg: ReconRunConfig) -> torch.Tensor:
     """L1 + MSE reconstruction + e4e's delta regulariser (weights from ``cfg``)."""
     loss = cfg.l1_weight * (y - x).abs().mean() + cfg.mse_weight * (y - x).square().mean()
     return loss + cfg.delta_reg * delta_penalty(ws)
@@ -158,9 +165,15 @@ def train(data_path: str | Path, work_dir: str | Path, cfg: TrainConfig) -> dict
             save_ckpt()
             last_ckpt = time.time()
     bar.close()
+    return finish(save_ckpt, G, E, train_x, held_x, work_dir / "final", step, history, {"train": asdict(cfg)})
+
+
+def finish(save_ckpt, G: Generator, E: Encoder4Editing, train_x: torch.Tensor, held_x: torch.Tensor, final: Path,
+           step: int, history: list, extra: dict) -> dict:
+    """End of a training phase: last checkpoint, held-out PSNR, final models + metrics (see :func:`save_final`)."""
     save_ckpt()
     metrics = {"steps": step, "heldout_psnr": evaluate(G, E, held_x), "history": history}
-    save_final(G, E, train_x, work_dir / "final", {"train": asdict(cfg)}, metrics)
+    save_final(G, E, train_x, final, extra, metrics)
     return metrics
 
 
