@@ -181,7 +181,7 @@ def probe_edits(work: Path) -> dict:
         male = float(np.nanmean(src["p_male"])) > 0.5
         row = {"source_age": float(np.nanmean(src["age"])), "source_p_male": float(np.nanmean(src["p_male"])),
                "pti_psnr_db": json.loads((res / "pti" / "stats.json").read_text())["faces"]["face0"]["psnr_after"]}
-        for edit in EDITS:
+        for edit in ("_recon", *EDITS):  # _recon: the unedited reconstruction (how much the probe reads blur as age)
             if edit == ("to_male" if male else "to_female"):
                 continue
             df = probe_frames(read_frames(res / "encode" / "stit" / f"{edit}.mp4"), probe=probe)
