@@ -52,6 +52,15 @@ def heldout_data() -> dict:
     return dict(np.load(data_path))
 
 
+def probe_crops(probe, crops: np.ndarray) -> tuple[dict, np.ndarray]:
+    """The attribute probe on 64 px crops upscaled to 256 px (bicubic): per-crop attributes and dlib descriptors."""
+    from stitch.probes import attributes, frame_descriptors
+
+    up = np.stack([cv2.resize(c, (256, 256), interpolation=cv2.INTER_CUBIC) for c in crops])
+    desc, found, lms = frame_descriptors(up, upsample=1)
+    return attributes(probe, desc, found, lms), desc
+
+
 def encoder_heldout(d: dict, n: int = 300, models: tuple | None = None) -> dict:
     """PSNR, dlib identity distance and the probe's age bias of E -> G reconstructions of held-out faces.
 
@@ -62,7 +71,7 @@ def encoder_heldout(d: dict, n: int = 300, models: tuple | None = None) -> dict:
     from stitch.dlib_models import model_path
     from stitch.invert import invert_crops, tensor_to_crops
     from stitch.packs import Pack
-    from stitch.probes import AttributeProbe, attributes, frame_descriptors
+    from stitch.probes import AttributeProbe
     from stitch.pti import render
 
     src = d["crops"][d["holdout"]][:n]
@@ -71,10 +80,7 @@ def encoder_heldout(d: dict, n: int = 300, models: tuple | None = None) -> dict:
         models = (pack.generator(), pack.encoder())
     rec = tensor_to_crops(render(models[0], invert_crops(models[1], src, batch=50, progress=False)))
     probe = AttributeProbe.load()
-    ages = []
-    for imgs in (src, rec):
-        up = np.stack([cv2.resize(i, (256, 256), interpolation=cv2.INTER_CUBIC) for i in imgs])
-        ages.append(attributes(probe, *frame_descriptors(up, upsample=1))["age"])
+    ages = [probe_crops(probe, imgs)[0]["age"] for imgs in (src, rec)]
     both = np.isfinite(ages[0]) & np.isfinite(ages[1])
     true_age = d["age"][d["holdout"]][:n]
     mse = ((rec.astype(np.float64) - src) ** 2).mean(axis=(1, 2, 3))
@@ -117,7 +123,7 @@ def heldout_edits(d: dict, n: int = 150, models: tuple | None = None, directions
     """
     from stitch.invert import invert_crops, tensor_to_crops
     from stitch.packs import Pack
-    from stitch.probes import AttributeProbe, attributes, frame_descriptors
+    from stitch.probes import AttributeProbe
     from stitch.pti import render
 
     pick = np.where(d["holdout"] & np.isin(d["gender"], (0, 1)) & (d["age"] >= 20) & (d["age"] <= 60))[0][:n]
@@ -130,10 +136,7 @@ def heldout_edits(d: dict, n: int = 150, models: tuple | None = None, directions
     male = d["gender"][pick] == 0
 
     def probe_codes(ws: np.ndarray):
-        imgs = tensor_to_crops(render(G, torch.from_numpy(ws.astype(np.float32))))
-        up = np.stack([cv2.resize(i, (256, 256), interpolation=cv2.INTER_CUBIC) for i in imgs])
-        desc, found, lms = frame_descriptors(up, upsample=1)
-        return attributes(probe, desc, found, lms), desc
+        return probe_crops(probe, tensor_to_crops(render(G, torch.from_numpy(ws.astype(np.float32)))))
 
     base, base_desc = probe_codes(codes)
     out = {"faces": int(len(pick)), "faces_found_unedited": int(np.isfinite(base["age"]).sum())}

@@ -8,5 +8,4 @@ from stitch.zoo_pack import run
 setup(snakemake)
 i = snakemake.input
 run(i.generator, i.encoder, i.train_metrics, i.adversarial_metrics, i.directions, i.direction_stats,
-    snakemake.output.manifest, align_scale=snakemake.params.align_scale, steps=snakemake.params.steps,
-    adversarial_steps=snakemake.params.adversarial_steps)
+    snakemake.output.manifest, align_scale=snakemake.params.align_scale)

@@ -29,11 +29,11 @@ def git_commit() -> str:
 
 
 def run(generator, encoder, train_metrics, adversarial_metrics, directions, direction_stats, manifest,
-        align_scale: float, steps: int, adversarial_steps: int) -> Path:
+        align_scale: float) -> Path:
     """Copy the adversarial phase's weights and the directions into the pack folder and write ``pack.yaml``.
 
-    ``train_metrics`` / ``adversarial_metrics``: the two training phases' ``train_metrics.json``; ``steps`` /
-    ``adversarial_steps``: their configured lengths (provenance).
+    ``train_metrics`` / ``adversarial_metrics``: the two training phases' ``train_metrics.json`` (steps run and
+    held-out PSNR, recorded as provenance and metrics).
     """
     root = Path(manifest).parent
     root.mkdir(parents=True, exist_ok=True)
@@ -63,8 +63,8 @@ def run(generator, encoder, train_metrics, adversarial_metrics, directions, dire
         "provenance": {
             "data": "UTKFace 200x200 crops (../shared/data/faces/utkface.tar), aligned by stitch.zoo_data",
             "command": COMMAND,
-            "train_steps": steps,
-            "adversarial_steps": adversarial_steps,
+            "train_steps": tm["steps"],
+            "adversarial_steps": am["steps"],
             "commit": git_commit(),
         },
         "how_to_get": f"rebuild with `{COMMAND}` (needs the UTKFace tar) or restore the file from git",

@@ -126,8 +126,6 @@ rule demo_pack:
         f"{ZOO_WORK}/benchmarks/demo_pack.tsv"
     params:
         align_scale=ZOO.get("align_scale", 0.6),
-        steps=ZOO.get("steps", 5000),
-        adversarial_steps=ZOO.get("adversarial_steps", 2400),
     threads: 1
     resources:
         mem_mb=1000,
