@@ -11,6 +11,7 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/settings.smk"
 include: "workflow/rules/video.smk"
 include: "workflow/rules/face.smk"
 include: "workflow/rules/latent.smk"

@@ -6,5 +6,4 @@ from stitch.landmarks import run
 from stitch.smk import setup
 
 setup(snakemake)
-p = snakemake.params
-run(snakemake.input.video, snakemake.output.tracks, upsample=p.upsample, max_gap=p.max_gap, min_track_frac=p.min_track_frac)
+run(snakemake.input.video, snakemake.output.tracks, **snakemake.params.settings)

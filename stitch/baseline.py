@@ -15,7 +15,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
+from stitch.progress import tqdm
 
 from stitch.invert import tensor_to_crops
 from stitch.pti import prepare, pti_tune, render

@@ -54,7 +54,7 @@ def run(video, quads_npz, out_npz, size: int) -> None:
     import logging
     from pathlib import Path
 
-    from tqdm import tqdm
+    from stitch.progress import tqdm
 
     from stitch.video import iter_frames
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
+from stitch.progress import tqdm
 
 from stitch.models.e4e import Encoder4Editing
 

@@ -183,7 +183,7 @@ def detect_video(
     frames_iter, landmarker: FaceLandmarker, progress: bool = True, total: int | None = None,
 ) -> list[list[Detection]]:
     """All detections of every frame of an iterable of RGB uint8 frames."""
-    from tqdm import tqdm
+    from stitch.progress import tqdm
 
     if total is None and hasattr(frames_iter, "__len__"):
         total = len(frames_iter)

@@ -121,7 +121,7 @@ def run(video, crops_npz, quads_npz, masks_npz, out_npy, feather: bool = True) -
     import logging
     from pathlib import Path
 
-    from tqdm import tqdm
+    from stitch.progress import tqdm
 
     from stitch.video import iter_frames
 

@@ -317,7 +317,7 @@ def frame_descriptors(
     :func:`auto_upsample`). Returns ``descriptors`` (T, 128) float64 (NaN rows where no face), ``found`` (T,)
     bool and ``landmarks`` (T, 68, 2) (NaN where no face).
     """
-    from tqdm import tqdm
+    from stitch.progress import tqdm
 
     frames = _frames_array(frames)
     n = len(frames)

@@ -19,38 +19,18 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from stitch.progress import tqdm
 
+from stitch.configs import PTIConfig
 from stitch.edit import TYPICAL_FACTOR
 from stitch.invert import crops_to_tensor
 from stitch.models.stylegan2 import Generator
 
 log = logging.getLogger(__name__)
 Perceptual = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-@dataclass(frozen=True)
-class PTIConfig:
-    """STIT defaults: 300 epochs (80 in its examples), Adam lr 3e-5, betas (0.9, 0.999), 10*MSE + 1*LPIPS."""
-
-    epochs: int = 300
-    lr: float = 3e-5
-    mse_weight: float = 10.0
-    lpips_weight: float = 1.0
-    seed: int = 0
-    edit_reg_weight: float = 0.0
-
-    @classmethod
-    def from_settings(cls, settings: Mapping) -> "PTIConfig":
-        """From the workflow's ``pti`` settings (``epochs``, ``lr``, ``mse_weight``, ``lpips_weight``, ``seed``,
-        optional ``edit_reg_weight``)."""
-        return cls(epochs=int(settings["epochs"]), lr=float(settings["lr"]), mse_weight=float(settings["mse_weight"]),
-                   lpips_weight=float(settings["lpips_weight"]), seed=int(settings["seed"]),
-                   edit_reg_weight=float(settings.get("edit_reg_weight") or 0.0))
 
 
 EditSpace = Mapping[str, tuple[torch.Tensor, float]]  # name -> ((num_ws, w_dim) direction, typical factor)

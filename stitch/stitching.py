@@ -9,23 +9,15 @@ loss is below ``border_threshold``. ``edited_0`` is the PTI generator's edited i
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from stitch.progress import tqdm
 
+from stitch.configs import StitchingConfig
 from stitch.invert import crops_to_tensor, tensor_to_crops
 from stitch.models.stylegan2 import Generator
 from stitch.render import render_tracks, save_crops
-
-
-@dataclass(frozen=True)
-class StitchingConfig:
-    max_steps: int = 100
-    lr: float = 3e-4
-    border_threshold: float = 0.005
-    content_weight: float = 0.01
 
 
 def masked_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -92,9 +84,7 @@ def run(generators, latents_npy, crops_npz, masks_npz, settings: dict, out_npz, 
     data, m = np.load(crops_npz), np.load(masks_npz)
     crops, valid = data["crops"], data["valid"]
     w_edit = np.load(latents_npy)
-    cfg = StitchingConfig(max_steps=int(settings["max_steps"]), lr=float(settings["lr"]),
-                          border_threshold=float(settings["border_threshold"]),
-                          content_weight=float(settings["content_weight"]))
+    cfg = StitchingConfig.from_settings(settings)
     out = np.zeros_like(crops)
     all_stats = {}
     for f in range(valid.shape[0]):

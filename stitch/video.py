@@ -19,7 +19,7 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
-from tqdm import tqdm
+from stitch.progress import tqdm
 
 from stitch.errors import StitchError
 

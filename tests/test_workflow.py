@@ -186,3 +186,12 @@ def test_video_without_face_fails_clearly(tmp_path, cache, shared_data):
     proc = run_snakemake(wd, check=False)
     assert proc.returncode != 0
     assert "stitch error: no face track found" in proc.stderr + proc.stdout
+
+
+def test_logs_show_progress(done):
+    """Long loops leave progress lines (step/total, rate, ETA) in their rule's log, not only on the terminal."""
+    logs = done / "results" / "clip" / "logs"
+    for name, desc in [("pti.log", "pti"), ("landmarks.log", "landmarks"), ("invert.log", "invert"),
+                       ("stitching_older.log", "stitching")]:
+        text = (logs / name).read_text()
+        assert re.search(rf"stitch.progress: {desc}: (\d+)/\1 \(100\.0%\) [\d.]+ it/s, elapsed", text), (name, text[-800:])

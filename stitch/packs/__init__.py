@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from stitch.errors import StitchError
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKS_DIR = REPO_ROOT / "resources" / "models"
 REQUIRED_FILES = ("generator", "encoder", "directions")
 OPTIONAL_FILES = ("bisenet", "lpips_backbone", "lpips_heads", "arcface")

@@ -41,7 +41,7 @@ rule baseline_pti_frame:
     params:
         pack=lambda wc: pack_dir(wc.video),
         edits=list(EDITS),
-        settings=stage_settings("pti", PTI_KEYS),
+        settings=stage_settings("pti"),
     threads: 2
     resources:
         gpu=1,

@@ -1,12 +1,18 @@
 # Config validation, the samples table and the settings every rule shares.
-import math
 import os
 from pathlib import Path
 from types import SimpleNamespace
 
+import functools
+
 import pandas as pd
 import yaml
 from snakemake.utils import validate
+
+import stitch.settings as stitch_settings
+from stitch.errors import StitchError
+from stitch.packs import resolve_pack_dir
+from stitch.settings import Setting
 
 
 # Progress bars of long loops end up in the logs of the jobs; refresh them every 10 s, not every step.
@@ -14,22 +20,30 @@ os.environ.setdefault("TQDM_MININTERVAL", "10")
 
 validate(config, schema="../schemas/config.schema.yaml")
 
-SAMPLES = pd.read_csv(config["samples"], sep="\t", dtype=str, comment="#").set_index("sample", drop=False)
-for _col in SAMPLES.columns:
-    if _col not in ("sample", "path", "faces", "pack"):
-        SAMPLES[_col] = pd.to_numeric(SAMPLES[_col])
-SAMPLES = SAMPLES.astype(object).where(SAMPLES.notna(), None)
+CONFIG_SCHEMA = yaml.safe_load((Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml").read_text())
+# samples.tsv columns that are neither settings (<stage>_<key>, stitch.settings) nor the base columns
+EXTRA_SAMPLE_COLUMNS = ()
+
+
+def load_samples(path):
+    """samples.tsv -> DataFrame of typed cells (None = empty: fall back); bad cells and unknown columns: one line."""
+    table = pd.read_csv(path, sep="\t", dtype=str, comment="#", keep_default_na=False)
+    if "sample" not in table.columns or "path" not in table.columns:
+        raise StitchError(f"{path}: needs the columns 'sample' and 'path' (tab-separated header), found {list(table.columns)}")
+    rows = [stitch_settings.parse_sample_row(r, f"{path}, sample {r['sample']!r}", EXTRA_SAMPLE_COLUMNS, CONFIG_SCHEMA)
+            for r in table.to_dict("records")]
+    samples = pd.DataFrame(rows, columns=table.columns, dtype=object).set_index("sample", drop=False)
+    if samples.index.has_duplicates:
+        raise StitchError(f"{path}: duplicate sample names {sorted(set(samples.index[samples.index.duplicated()]))}")
+    return samples
+
+
+SAMPLES = load_samples(config["samples"])
 validate(SAMPLES, schema="../schemas/samples.schema.yaml")
-if SAMPLES.index.has_duplicates:
-    raise ValueError(f"{config['samples']}: duplicate sample names {sorted(SAMPLES.index[SAMPLES.index.duplicated()])}")
 
 RESULTS = config["results"]
 PACKS_DIR = Path(workflow.basedir) / "resources" / "models"
-# STIT's published defaults: the last fallback after samples.tsv, config.yaml and the pack's defaults.
-STIT_DEFAULTS = {
-    "pti": {"epochs": 300, "lr": 3e-5, "edit_reg_weight": 0.0},
-    "stitching": {"max_steps": 100, "border_threshold": 0.005},
-}
+BUILDABLE_PACKS = ("ffhq",)  # packs a rule of this workflow assembles (rule ffhq_pack)
 
 
 def sweep_name(edit, multiplier):
@@ -69,36 +83,56 @@ def pack_name(video):
 
 
 def pack_dir(video):
+    """The video's pack folder (stitch.packs.resolve_pack_dir: a path, else resources/models/<name>); a pack that a
+    rule builds (ffhq) may be missing until that rule ran."""
     name = pack_name(video)
-    return str(PACKS_DIR / name) if (PACKS_DIR / name / "pack.yaml").is_file() else name
+    try:
+        return str(resolve_pack_dir(name))
+    except StitchError:
+        if name in BUILDABLE_PACKS:
+            return str(PACKS_DIR / name)
+        raise
+
+
+@functools.cache
+def _pack_meta(directory):
+    path = Path(directory) / "pack.yaml"
+    if not path.is_file():
+        raise StitchError(f"model pack {path.parent.name!r} not built yet ({path} missing): run `snakemake ffhq_pack` "
+                          "(see README) or choose another pack")
+    meta = yaml.safe_load(path.read_text())
+    stitch_settings.check_pack_defaults(meta.get("defaults") or {}, str(path), CONFIG_SCHEMA)
+    return meta
 
 
 def pack_meta(video):
-    path = Path(pack_dir(video)) / "pack.yaml"
-    if not path.is_file():
-        raise ValueError(f"model pack {pack_name(video)!r} not found at {path}; run `snakemake models` or see README")
-    return yaml.safe_load(path.read_text())
+    return _pack_meta(pack_dir(video))
+
+
+@functools.cache
+def video_settings(video):
+    """{stage: {key: Setting(value, source)}} of one video (stitch.settings: sample > config > pack > default)."""
+    row = {k: v for k, v in SAMPLES.loc[video].items()}
+    meta = pack_meta(video)
+    where = {"sample": f"{config['samples']} (sample {video})", "config": "config",
+             "pack": f"{Path(pack_dir(video)) / 'pack.yaml'}"}
+    return stitch_settings.resolve(row, config, meta.get("defaults") or {}, where, CONFIG_SCHEMA)
 
 
 def setting(video, stage, key):
-    """samples.tsv column <stage>_<key> > config[stage][key] > pack defaults > STIT default."""
-    value = sample_value(video, f"{stage}_{key}")
-    if value is None:
-        value = config.get(stage, {}).get(key)
-    if value is None:
-        value = (pack_meta(video).get("defaults") or {}).get(stage, {}).get(key)
-    if value is None:
-        value = STIT_DEFAULTS.get(stage, {}).get(key)
-    if value is None:
-        raise ValueError(f"no value for {stage}.{key} (video {video})")
-    return value.item() if hasattr(value, "item") else value
+    return video_settings(video)[stage][key].value
 
 
-def stage_settings(stage, keys):
-    return lambda wc: {k: setting(wc.video, stage, k) for k in keys}
+def stage_settings(stage):
+    """Rule params: the video's resolved settings of one stage as {key: value}."""
+    return lambda wc: stitch_settings.values(video_settings(wc.video)[stage])
 
 
-PTI_KEYS = ["epochs", "lr", "mse_weight", "lpips_weight", "seed", "edit_reg_weight"]
+def settings_document(wc):
+    """What results/{video}/settings.yaml records: every resolved setting and its source."""
+    extra = {"pack": Setting(pack_name(wc.video), "sample" if sample_value(wc.video, "pack") else "config"),
+             "faces": Setting(faces_setting(wc.video), "sample" if sample_value(wc.video, "faces") else "config")}
+    return stitch_settings.report(video_settings(wc.video), extra)
 
 
 def faces_setting(video):
@@ -146,7 +180,7 @@ def baseline_inputs(wc):
 
 
 def all_outputs():
-    out = []
+    out = [f"{RESULTS}/{video}/settings.yaml" for video in SAMPLES.index]
     for video in SAMPLES.index:
         for edit in EDITS:
             for method in config["methods"]:

@@ -11,9 +11,7 @@ rule landmarks:
     benchmark:
         R("benchmarks", "landmarks.tsv")
     params:
-        upsample=config["landmarks"]["upsample"],
-        max_gap=config["landmarks"]["max_gap"],
-        min_track_frac=config["landmarks"]["min_track_frac"],
+        settings=stage_settings("landmarks"),
     threads: 1
     resources:
         mem_mb=2000,
@@ -38,7 +36,7 @@ rule align:
         faces=lambda wc: faces_setting(wc.video),
         center_sigma=lambda wc: setting(wc.video, "align", "center_sigma"),
         xy_sigma=lambda wc: setting(wc.video, "align", "xy_sigma"),
-        max_gap=config["landmarks"]["max_gap"],
+        max_gap=lambda wc: setting(wc.video, "landmarks", "max_gap"),
         scale=lambda wc: float(pack_meta(wc.video).get("align_scale", 1.0)),
     threads: 1
     resources:
@@ -84,7 +82,7 @@ rule masks:
     benchmark:
         R("benchmarks", "masks.tsv")
     params:
-        method=config["masks"]["method"],
+        method=lambda wc: setting(wc.video, "masks", "method"),
         pack=lambda wc: pack_dir(wc.video),
     threads: 1
     resources:

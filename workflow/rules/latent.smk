@@ -38,7 +38,7 @@ rule pti:
         R("benchmarks", "pti.tsv")
     params:
         pack=lambda wc: pack_dir(wc.video),
-        settings=stage_settings("pti", PTI_KEYS),
+        settings=stage_settings("pti"),
     threads: 2
     resources:
         gpu=1,

@@ -18,12 +18,7 @@ rule stitching:
     benchmark:
         R("benchmarks", "stitching_{edit}.tsv")
     params:
-        settings=lambda wc: {
-            "max_steps": setting(wc.video, "stitching", "max_steps"),
-            "lr": setting(wc.video, "stitching", "lr"),
-            "border_threshold": setting(wc.video, "stitching", "border_threshold"),
-            "content_weight": setting(wc.video, "stitching", "content_weight"),
-        },
+        settings=stage_settings("stitching"),
     threads: 2
     resources:
         gpu=1,
@@ -72,7 +67,7 @@ rule paste:
     benchmark:
         R("benchmarks", "paste_{method}_{edit}.tsv")
     params:
-        feather=config["paste"]["feather"],
+        feather=lambda wc: setting(wc.video, "paste", "feather"),
     threads: 1
     resources:
         mem_mb=6000,

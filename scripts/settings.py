@@ -1,0 +1,9 @@
+"""Rule settings: write the video's resolved settings with their sources (stitch.settings)."""
+
+import _repo  # noqa: F401  (puts the repo on sys.path)
+
+from stitch.settings import run
+from stitch.smk import setup
+
+setup(snakemake)
+run(snakemake.params.document, snakemake.output.settings)

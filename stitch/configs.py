@@ -1,0 +1,102 @@
+"""Typed settings of every pipeline stage, with STIT's published defaults: the one place defaults are written.
+
+Each dataclass is one stage's ``config.yaml`` section. :mod:`stitch.settings` resolves a video's value of every
+field from samples.tsv > config.yaml > the pack's ``defaults`` > the default here, and records where it came from.
+Importing this module is cheap (no torch): the workflow reads it when it parses the Snakefile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+@dataclass(frozen=True)
+class LandmarksConfig:
+    """Face detection and tracking (dlib HOG + 68 landmarks)."""
+
+    upsample: int = 0  # dlib HOG up-sampling (0 = reference; 1-2 find smaller faces, slower)
+    max_gap: int = 8  # frames: shorter detection gaps are interpolated, longer ones pass through unedited
+    min_track_frac: float = 0.3  # drop tracks present on fewer frames (false detections)
+
+
+@dataclass(frozen=True)
+class AlignConfig:
+    """FFHQ alignment with STIT's temporal smoothing (Gaussian sigmas in frames)."""
+
+    center_sigma: float = 1.0
+    xy_sigma: float = 3.0
+
+
+@dataclass(frozen=True)
+class MasksConfig:
+    method: str = "auto"  # auto (BiSeNet when the pack has it, else landmarks) | bisenet | landmarks
+
+
+@dataclass(frozen=True)
+class PTIConfig:
+    """STIT defaults: 300 epochs (80 in its examples), Adam lr 3e-5, betas (0.9, 0.999), 10*MSE + 1*LPIPS."""
+
+    epochs: int = 300
+    lr: float = 3e-5
+    mse_weight: float = 10.0
+    lpips_weight: float = 1.0  # used only when the pack ships LPIPS weights
+    seed: int = 0
+    edit_reg_weight: float = 0.0  # edit-preserving regulariser (not in STIT: 0)
+
+    @classmethod
+    def from_settings(cls, settings: dict) -> "PTIConfig":
+        """From a resolved ``pti`` settings dict (missing keys keep their defaults)."""
+        return from_settings(cls, settings)
+
+
+@dataclass(frozen=True)
+class StitchingConfig:
+    """STIT: up to 100 Adam steps (lr 3e-4) per frame, early stop once the border loss is below the threshold."""
+
+    max_steps: int = 100
+    lr: float = 3e-4
+    border_threshold: float = 0.005  # STIT: 0.005 (0.002 for hard backgrounds)
+    content_weight: float = 0.01
+
+    @classmethod
+    def from_settings(cls, settings: dict) -> "StitchingConfig":
+        return from_settings(cls, settings)
+
+
+@dataclass(frozen=True)
+class PasteConfig:
+    feather: bool = True  # feathered (eroded + blurred) alpha at the mask's edge, as STIT
+    mode: str = "generator"  # generator: paste the generator's face (STIT) | detail: the edit's change on the source
+
+
+#: stage name -> its settings dataclass (the config.yaml section of the same name)
+STAGES: dict[str, type] = {
+    "landmarks": LandmarksConfig,
+    "align": AlignConfig,
+    "masks": MasksConfig,
+    "pti": PTIConfig,
+    "stitching": StitchingConfig,
+    "paste": PasteConfig,
+}
+
+
+_TYPES = {"int": int, "float": float, "bool": bool, "str": str}
+
+
+def _field_type(f) -> type:
+    return _TYPES[f.type] if isinstance(f.type, str) else f.type
+
+
+def field_types(stage: str) -> dict[str, type]:
+    """{key: python type} of one stage's settings."""
+    return {f.name: _field_type(f) for f in fields(STAGES[stage])}
+
+
+def defaults(stage: str) -> dict[str, Any]:
+    return {f.name: f.default for f in fields(STAGES[stage])}
+
+
+def from_settings(cls, settings: dict):
+    """A stage config from a settings dict, each value cast to the field's type (missing keys: defaults)."""
+    return cls(**{f.name: _field_type(f)(settings[f.name]) for f in fields(cls) if settings.get(f.name) is not None})

@@ -1,0 +1,159 @@
+"""One settings resolver: a video's value of every stage setting, and where it came from.
+
+Layers, first non-null wins: the video's samples.tsv column ``<stage>_<key>`` (``sample``) > config.yaml
+``<stage>.<key>`` (``config``) > the model pack's ``defaults.<stage>.<key>`` (``pack``) > the stage dataclass's
+default in :mod:`stitch.configs` (``default``). Types and ranges come from the config schema
+(``workflow/schemas/config.schema.yaml``), so a value is checked the same way whichever layer gives it, and every
+number must be finite. A bad value is one line naming the file, the setting and what to do.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from stitch.configs import STAGES, defaults, field_types
+from stitch.errors import StitchError
+
+SOURCES = ("sample", "config", "pack", "default")
+#: samples.tsv columns that are not stage settings
+BASE_COLUMNS = ("sample", "path", "faces", "pack")
+
+
+@dataclass(frozen=True)
+class Setting:
+    value: Any
+    source: str  # one of SOURCES
+
+
+def column(stage: str, key: str) -> str:
+    """The samples.tsv column of a stage setting."""
+    return f"{stage}_{key}"
+
+
+def setting_columns() -> dict[str, tuple[str, str]]:
+    """{samples.tsv column: (stage, key)} of every stage setting."""
+    return {column(s, k): (s, k) for s in STAGES for k in defaults(s)}
+
+
+def check_value(stage: str, key: str, value: Any, where: str, schema: Mapping | None = None) -> Any:
+    """``value`` if it is finite and valid for ``<stage>.<key>`` under the config schema; else one-line StitchError."""
+    name = f"{stage}.{key}"
+    if isinstance(value, float) and not math.isfinite(value):
+        raise StitchError(f"{where}: {name} = {value} is not a finite number; give a finite value or leave it empty")
+    if schema is not None:
+        sub = schema["properties"][stage]["properties"].get(key)
+        if sub is None:
+            raise StitchError(f"{where}: the config schema has no {name} (stitch.configs and the schema disagree)")
+        try:
+            jsonschema.validate(value, sub)
+        except jsonschema.ValidationError as e:
+            raise StitchError(f"{where}: {name} = {value!r}: {e.message}") from None
+    return value
+
+
+def parse_cell(stage: str, key: str, raw: Any, where: str) -> Any:
+    """A samples.tsv cell (a string, or None for an empty cell) as the setting's type."""
+    if raw is None or (isinstance(raw, float) and math.isnan(raw)) or str(raw).strip() == "":
+        return None
+    kind, text = field_types(stage)[key], str(raw).strip()
+    try:
+        if kind is bool:
+            low = text.lower()
+            if low not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError
+            return low in ("true", "1", "yes")
+        if kind is int:
+            as_float = float(text)
+            if not as_float.is_integer():
+                raise ValueError
+            return int(as_float)
+        return kind(text)
+    except ValueError:
+        raise StitchError(f"{where}: column {column(stage, key)!r} = {text!r} is not a {kind.__name__}; "
+                          f"write a {kind.__name__} or leave the cell empty") from None
+
+
+def parse_sample_row(row: Mapping[str, Any], where: str, extra_columns=(), schema: Mapping | None = None) -> dict:
+    """One samples.tsv row (strings) -> {column: typed value or None}; unknown columns are refused."""
+    known = setting_columns()
+    out = {}
+    for col, raw in row.items():
+        if col in known:
+            stage, key = known[col]
+            value = parse_cell(stage, key, raw, where)
+            out[col] = None if value is None else check_value(stage, key, value, where, schema)
+        elif col in BASE_COLUMNS or col in extra_columns:
+            out[col] = None if raw is None or (isinstance(raw, float) and math.isnan(raw)) or raw == "" else raw
+        else:
+            choices = ", ".join([*BASE_COLUMNS, *extra_columns, *sorted(known)])
+            raise StitchError(f"{where}: unknown column {col!r}; known columns: {choices}")
+    return out
+
+
+def check_pack_defaults(pack_defaults: Mapping, where: str, schema: Mapping | None = None) -> None:
+    """A pack's ``defaults`` block may only name known stage settings with valid values."""
+    for stage, values in (pack_defaults or {}).items():
+        if stage not in STAGES or not isinstance(values, Mapping):
+            raise StitchError(f"{where}: defaults.{stage} is not a stage with settings ({', '.join(STAGES)})")
+        for key, value in values.items():
+            if key not in defaults(stage):
+                raise StitchError(f"{where}: defaults.{stage}.{key} is not a setting of {stage} "
+                                  f"({', '.join(defaults(stage))})")
+            if value is not None:
+                check_value(stage, key, value, where, schema)
+
+
+def resolve_stage(stage: str, sample: Mapping, config: Mapping, pack_defaults: Mapping,
+                  where: Mapping[str, str] | None = None, schema: Mapping | None = None) -> dict[str, Setting]:
+    """{key: Setting} of one stage for one video. ``sample``: typed samples.tsv row; ``config``: the whole config;
+    ``pack_defaults``: the pack's ``defaults`` block; ``where``: {source: file} for error messages."""
+    where = where or {}
+    out = {}
+    for key, default in defaults(stage).items():
+        layers = (
+            ("sample", (sample or {}).get(column(stage, key))),
+            ("config", ((config or {}).get(stage) or {}).get(key)),
+            ("pack", ((pack_defaults or {}).get(stage) or {}).get(key)),
+            ("default", default),
+        )
+        source, value = next((s, v) for s, v in layers if v is not None)
+        if isinstance(value, int) and not isinstance(value, bool) and field_types(stage)[key] is float:
+            value = float(value)
+        check_value(stage, key, value, where.get(source, source), schema if source != "default" else None)
+        out[key] = Setting(value, source)
+    return out
+
+
+def resolve(sample: Mapping, config: Mapping, pack_defaults: Mapping, where: Mapping[str, str] | None = None,
+            schema: Mapping | None = None) -> dict[str, dict[str, Setting]]:
+    """{stage: {key: Setting}} of every stage for one video."""
+    return {s: resolve_stage(s, sample, config, pack_defaults, where, schema) for s in STAGES}
+
+
+def values(resolved: Mapping[str, Setting]) -> dict[str, Any]:
+    """{key: value} of one resolved stage (what a rule passes to its script)."""
+    return {k: s.value for k, s in resolved.items()}
+
+
+def report(resolved: Mapping[str, Mapping[str, Setting]], extra: Mapping[str, Setting] | None = None) -> dict:
+    """The ``settings.yaml`` document: {stage: {key: {value, source}}} plus top-level per-video choices."""
+    doc = {k: {"value": s.value, "source": s.source} for k, s in (extra or {}).items()}
+    doc.update({stage: {k: {"value": s.value, "source": s.source} for k, s in keys.items()}
+                for stage, keys in resolved.items()})
+    return doc
+
+
+def run(document: Mapping, out_yaml: str | Path) -> None:
+    """Stage ``settings``: write a video's resolved settings with their sources."""
+    import yaml
+
+    from stitch.atomic import atomic_path
+
+    with atomic_path(out_yaml) as tmp:
+        Path(tmp).write_text(yaml.safe_dump(dict(document), sort_keys=False))
