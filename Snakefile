@@ -18,8 +18,10 @@ include: "workflow/rules/latent.smk"
 include: "workflow/rules/stitching.smk"
 include: "workflow/rules/baseline.smk"
 include: "workflow/rules/evaluation.smk"
+include: "workflow/rules/review.smk"
+include: "workflow/rules/preview.smk"
 include: "workflow/rules/zoo.smk"
-include: "workflow/rules/models.smk"
+include: "workflow/rules/ffhq_pack.smk"
 
 
 rule all:

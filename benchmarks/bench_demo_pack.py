@@ -12,7 +12,7 @@
    predicted-age change for older/younger, share of frames whose predicted gender flips for the gender edit,
    smile-score change.
 4. A contact sheet per video (rows: original, reconstruction, every edit; columns: 4 time points).
-Needs ../shared/data (UTKFace tar for 1 when results/zoo/utkface_64.npz is absent; talk_1.mp4 for 2-4).
+Needs ../shared/data (UTKFace tar for 1 when results/zoo/data/utkface.npz is absent; talk_1.mp4 for 2-4).
 """
 
 from __future__ import annotations
@@ -44,11 +44,11 @@ log = logging.getLogger("bench_demo_pack")
 
 def heldout_data() -> dict:
     """The demo pack's UTKFace training set (rebuilt by zoo_data's code when absent); only held-out faces are used."""
-    data_path = REPO / "results" / "zoo" / "utkface_64.npz"
+    data_path = REPO / "results" / "zoo" / "data" / "utkface.npz"
     if not data_path.is_file():
-        from stitch.zoo_data import build_dataset
+        from stitch.zoo.data import build_dataset
 
-        build_dataset(SHARED / "faces" / "utkface.tar", data_path, size=64)
+        build_dataset(SHARED / "faces" / "utkface.tar", data_path)
     return dict(np.load(data_path))
 
 
@@ -69,10 +69,10 @@ def encoder_heldout(d: dict, n: int = 300, models: tuple | None = None) -> dict:
     import dlib
 
     from stitch.dlib_models import model_path
-    from stitch.invert import invert_crops, tensor_to_crops
+    from stitch.invert import invert_crops
     from stitch.packs import Pack
     from stitch.probes import AttributeProbe
-    from stitch.pti import render
+    from stitch.tensors import render, tensor_to_crops
 
     src = d["crops"][d["holdout"]][:n]
     if models is None:
@@ -121,10 +121,10 @@ def heldout_edits(d: dict, n: int = 150, models: tuple | None = None, directions
     unedited reconstruction (how much of the person the edit keeps). ``models`` (generator, encoder) and
     ``directions`` replace the demo pack's (e.g. a training snapshot).
     """
-    from stitch.invert import invert_crops, tensor_to_crops
+    from stitch.invert import invert_crops
     from stitch.packs import Pack
     from stitch.probes import AttributeProbe
-    from stitch.pti import render
+    from stitch.tensors import render, tensor_to_crops
 
     pick = np.where(d["holdout"] & np.isin(d["gender"], (0, 1)) & (d["age"] >= 20) & (d["age"] <= 60))[0][:n]
     probe = AttributeProbe.load()

@@ -4,7 +4,7 @@
 
 Configs: the StyleGAN2 config-F family (channel_base 32768, channel_max 512, 8 mapping layers, conv_clamp
 256 as in NVIDIA's ffhq.pkl) at 64 / 256 / 1024 px — 1024 px is the full FFHQ/STIT generator — plus the
-demo pack's generator (``stitch.zoo_train.DEMO_GENERATOR``). Backward = gradients of an image loss w.r.t.
+demo pack's generator (``stitch.zoo.train.DEMO_GENERATOR``). Backward = gradients of an image loss w.r.t.
 all generator weights and the W+ latent (what PTI tuning and inversion do per step).
 """
 
@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from stitch.models.stylegan2 import Generator, GeneratorConfig, generator_num_params  # noqa: E402
-from stitch.zoo_train import DEMO_GENERATOR  # noqa: E402
+from stitch.zoo.train import DEMO_GENERATOR  # noqa: E402
 
 
 def config_f(res: int) -> GeneratorConfig:

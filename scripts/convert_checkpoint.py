@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stitch.errors import StitchError  # noqa: E402
-from stitch.models.checkpoints import convert_checkpoint  # noqa: E402
+from stitch.models.convert import convert_checkpoint  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""Rule edit: edited latents for one edit (stitch.edit)."""
+"""Rule edit: edited latents and the per-frame envelope of one edit (stitch.edit)."""
 
 import _repo  # noqa: F401  (puts the repo on sys.path)
 
@@ -6,4 +6,6 @@ from stitch.edit import run
 from stitch.smk import setup
 
 setup(snakemake)
-run(snakemake.input.pivots, snakemake.params.pack, snakemake.params.factors, snakemake.output.latents)
+i, o, p = snakemake.input, snakemake.output, snakemake.params
+run(i.pivots, p.pack, p.factors, o.latents, i.info, time_range=p.time_range, envelope_json=o.envelope,
+    name=snakemake.wildcards.edit)

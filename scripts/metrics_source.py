@@ -6,4 +6,5 @@ from stitch.metrics import run_source
 from stitch.smk import setup
 
 device = setup(snakemake)
-run_source(snakemake.input.video, snakemake.params.pack, snakemake.output.source, device=device)
+run_source(snakemake.input.video, snakemake.params.pack, snakemake.input.probe, snakemake.output.source,
+           device=device)

@@ -7,4 +7,6 @@ from stitch.smk import setup
 
 setup(snakemake)
 i = snakemake.input
-run(i.video, i.crops, i.quads, i.masks, snakemake.output.frames, feather=snakemake.params.feather)
+p = snakemake.params
+run(i.video, i.crops, i.quads, i.masks, snakemake.output.frames, feather=p.feather, mode=p.mode,
+    recon_npz=i.get("recon"), envelope_json=i.get("envelope"))

@@ -7,4 +7,5 @@ from stitch.smk import setup
 
 device = setup(snakemake)
 i = snakemake.input
-run(i.generators, i.latents, i.crops, i.masks, snakemake.params.settings, snakemake.output.crops, device=device)
+run(i.generators, i.latents, i.crops, i.masks, snakemake.params.settings, snakemake.output.crops, device=device,
+    envelope_json=i.envelope)

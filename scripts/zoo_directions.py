@@ -1,9 +1,9 @@
-"""Rule zoo_directions: fit the demo pack's edit directions (stitch.zoo_directions)."""
+"""Rule zoo_directions: fit the demo pack's edit directions (stitch.zoo.directions)."""
 
 import _repo  # noqa: F401  (puts the repo on sys.path)
 
 from stitch.smk import setup
-from stitch.zoo_directions import run
+from stitch.zoo.directions import run
 
 device = setup(snakemake)
 run(snakemake.input.data, snakemake.input.encoder, snakemake.output.directions, snakemake.output.stats, device=device)

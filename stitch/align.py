@@ -145,18 +145,17 @@ def run(tracks_npz, out_npz, faces="largest", center_sigma: float = 1.0, xy_sigm
         max_gap: int = 8, scale: float = 1.0) -> None:
     """Stage ``align``: smoothed quads (F, T, 4, 2), valid (F, T), raw_quads, track_ids of the selected faces."""
     import logging
-    from pathlib import Path
 
-    tr = np.load(tracks_npz)
-    lms, present = tr["landmarks"], tr["present"]
+    from stitch.stagefiles import Quads, Tracks
+
+    tr = Tracks.load(tracks_npz)
+    lms, present = tr.landmarks, tr.present
     ids = select_tracks(len(lms), faces)
     out = [smooth_quads(lms[i], present[i], center_sigma, xy_sigma, max_gap, scale) for i in ids]
     quads = np.stack([o[0] for o in out])
     valid = np.stack([o[1] for o in out])
     raw = np.stack([o[2] for o in out])
-    tmp = Path(out_npz).with_name(Path(out_npz).stem + ".tmp.npz")
-    np.savez(tmp, quads=quads, valid=valid, raw_quads=raw, track_ids=np.asarray(ids, np.int64))
-    tmp.replace(out_npz)
+    Quads(quads, valid, raw, np.asarray(ids, np.int64)).save(out_npz)
     log = logging.getLogger(__name__)
     for i, v in zip(ids, valid):
         log.info("face %d: %d/%d frames valid (sigma c=%.2f xy=%.2f, max_gap=%d, scale=%.3f)",

@@ -12,18 +12,15 @@ All methods share the upstream stages and are pasted back identically, so only t
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import numpy as np
 from stitch.progress import tqdm
 
-from stitch.invert import tensor_to_crops
-from stitch.pti import prepare, pti_tune, render
-from stitch.render import render_tracks, save_crops
+from stitch.pti import prepare, pti_tune
+from stitch.stagefiles import Crops, FaceCrops, Latents
+from stitch.tensors import render, render_tracks, tensor_to_crops
 
 log = logging.getLogger(__name__)
-
-METHODS = ("e4e", "pti_frame", "no_stitch", "stit")
 
 
 def run(method: str, pack_dir, latents_npy, crops_npz, out_npz, generators=None, device="cpu") -> None:
@@ -31,9 +28,9 @@ def run(method: str, pack_dir, latents_npy, crops_npz, out_npz, generators=None,
     from stitch.models.native import load_bundle
     from stitch.packs import Pack
 
-    data = np.load(crops_npz)
-    valid, res = data["valid"], data["crops"].shape[-2]
-    latents = np.load(latents_npy)
+    data = Crops.load(crops_npz)
+    valid, res = data.valid, data.crops.shape[-2]
+    latents = Latents.load(latents_npy).latents
     if method == "e4e":
         G = Pack.open(pack_dir).generator(device)
         out = render_tracks(lambda f: G, latents, valid, res, device)
@@ -44,7 +41,7 @@ def run(method: str, pack_dir, latents_npy, crops_npz, out_npz, generators=None,
         out = render_tracks(lambda f: gens[f"face{f}"], latents, valid, res, device)
     else:
         raise ValueError(f"baseline method must be e4e or no_stitch here, got {method!r}")
-    save_crops(out_npz, out, valid, {"method": method})
+    FaceCrops(out, valid, {"method": method}).save(out_npz)
     log.info("%s: rendered %d face crops", method, int(valid.sum()))
 
 
@@ -58,11 +55,10 @@ def run_pti_frame(pack_dir, pivots_npy, crops_npz, latents: dict[str, str], sett
     from stitch.packs import Pack
 
     assert set(outputs) == set(latents) | {"_recon"}, (sorted(outputs), sorted(latents))
-    data = np.load(crops_npz)
-    crops, valid = data["crops"], data["valid"]
-    res = crops.shape[-2]
-    pivots = np.load(pivots_npy)
-    edits = {name: np.load(path) for name, path in latents.items()}
+    data = Crops.load(crops_npz)
+    crops, valid = data.crops, data.valid
+    pivots = Latents.load(pivots_npy).latents
+    edits = {name: Latents.load(path).latents for name, path in latents.items()}
     pack = Pack.open(pack_dir)
     G, cfg, perceptual, space = prepare(pack, settings, device)
     out = {name: np.zeros_like(crops) for name in outputs}
@@ -78,6 +74,5 @@ def run_pti_frame(pack_dir, pivots_npy, crops_npz, latents: dict[str, str], sett
     stats = {"method": "pti_frame", "steps_per_frame": cfg.epochs,
              "psnr_after_mean": float(np.mean(psnrs)) if psnrs else None}
     for name, path in outputs.items():
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        save_crops(path, out[name], valid, stats)
+        FaceCrops(out[name], valid, stats).save(path)
     log.info("pti_frame: %d frames tuned independently, mean PSNR %.2f dB", len(todo), stats["psnr_after_mean"] or 0)

@@ -52,14 +52,13 @@ def crop_face(frame: np.ndarray, quad: np.ndarray, size: int) -> np.ndarray:
 def run(video, quads_npz, out_npz, size: int) -> None:
     """Stage ``crop``: crops (F, T, S, S, 3) of every selected face track (zeros where a frame is invalid)."""
     import logging
-    from pathlib import Path
 
     from stitch.progress import tqdm
-
+    from stitch.stagefiles import Crops, Quads
     from stitch.video import iter_frames
 
-    q = np.load(quads_npz)
-    quads, valid = q["quads"], q["valid"]
+    q = Quads.load(quads_npz)
+    quads, valid = q.quads, q.valid
     n_faces, n_frames = valid.shape
     crops = np.zeros((n_faces, n_frames, size, size, 3), np.uint8)
     t = -1
@@ -70,7 +69,5 @@ def run(video, quads_npz, out_npz, size: int) -> None:
             if valid[f, t]:
                 crops[f, t] = crop_face(frame, quads[f, t], size)
     assert t + 1 == n_frames, f"{video}: decoded {t + 1} frames, alignment has {n_frames}"
-    tmp = Path(out_npz).with_name(Path(out_npz).stem + ".tmp.npz")
-    np.savez(tmp, crops=crops, valid=valid, quads=quads, track_ids=q["track_ids"])
-    tmp.replace(out_npz)
+    Crops(crops, valid, quads, q.track_ids).save(out_npz)
     logging.getLogger(__name__).info("cropped %d face track(s) x %d frames at %d px", n_faces, n_frames, size)

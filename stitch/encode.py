@@ -1,5 +1,8 @@
 """Stage ``encode``: pasted frames -> H.264 at the exact source fps with the source audio, and the side-by-side
-comparison video (original | reconstruction | edit)."""
+comparison video (original | reconstruction | edit), in ``results/{video}/encode/{method}/``.
+
+Two rules: ``encode`` (:func:`run`, an edit and its side-by-side) and ``encode_recon`` (:func:`run_recon`, the
+method's reconstruction ``_recon.mp4`` alone: it is the middle panel of every side-by-side, so it has none)."""
 
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ def _facts(info_json, audio) -> tuple[Fraction, int, str | None]:
     return fps, info["num_frames"], audio_path
 
 
-def run_recon(frames_npy, info_json, audio, out_video) -> None:
+def encode_frames(frames_npy, info_json, audio, out_video) -> None:
     """Encode one frame array (T, H, W, 3) uint8 as a video at the source fps with the source audio."""
     fps, n, audio_path = _facts(info_json, audio)
     frames = np.load(frames_npy, mmap_mode="r")
@@ -31,10 +34,15 @@ def run_recon(frames_npy, info_json, audio, out_video) -> None:
     log.info("wrote %s (%d frames at %s fps, audio=%s)", out_video, n, fps, bool(audio_path))
 
 
+def run_recon(frames_npy, info_json, audio, out_video) -> None:
+    """Rule ``encode_recon``: the method's reconstruction frames as ``_recon.mp4``."""
+    encode_frames(frames_npy, info_json, audio, out_video)
+
+
 def run(video, frames_npy, recon_video, info_json, audio, out_video, out_side_by_side, label: str = "edit") -> None:
     """The edited video and the side-by-side original | reconstruction | ``label``."""
     fps, n, audio_path = _facts(info_json, audio)
-    run_recon(frames_npy, info_json, audio, out_video)
+    encode_frames(frames_npy, info_json, audio, out_video)
     edited = np.load(frames_npy, mmap_mode="r")
     panels = (
         side_by_side([orig, rec, np.asarray(ed)], ["original", "reconstruction", label])

@@ -26,12 +26,22 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from stitch.atomic import atomic_path  # noqa: E402
+from stitch.stagefiles import Quads  # noqa: E402
+
 log = logging.getLogger(__name__)
 
 METHOD_LABELS = {"stit": "STIT", "no_stitch": "no stitching", "pti_frame": "PTI per frame",
                  "e4e": "e4e only", "source": "original"}
 METHOD_COLORS = {"source": "black", "stit": "tab:red", "no_stitch": "tab:orange", "pti_frame": "tab:purple",
                  "e4e": "tab:blue"}
+
+
+def save_figure(fig, out_png) -> None:
+    """Write ``fig`` as PNG (110 dpi) atomically and close it."""
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
 
 
 def _label(m: str) -> str:
@@ -116,8 +126,7 @@ def image_grid(rows: list[tuple[str, list[np.ndarray]]], col_titles: list[str], 
     if title:
         fig.suptitle(title, fontsize=10)
     fig.subplots_adjust(left=0.2, right=0.99, top=0.9 if title else 0.95, bottom=0.01, wspace=0.03, hspace=0.05)
-    fig.savefig(out_png, dpi=110)
-    plt.close(fig)
+    save_figure(fig, out_png)
 
 
 def _id_text(summary: dict | None) -> str:
@@ -129,10 +138,10 @@ def _id_text(summary: dict | None) -> str:
 
 def alignment_figure(quads_npz, out_png, fps: float, title: str = "") -> None:
     """Quad centre x / y and size over time: raw (per-frame landmarks) vs smoothed (jitter = RMS second difference), per selected face."""
-    q = np.load(quads_npz)
-    valid, ids = q["valid"], q["track_ids"]
-    c_s, s_s = quad_centre_size(q["quads"])
-    c_r, s_r = quad_centre_size(q["raw_quads"])
+    q = Quads.load(quads_npz)
+    valid, ids = q.valid, q.track_ids
+    c_s, s_s = quad_centre_size(q.quads)
+    c_r, s_r = quad_centre_size(q.raw_quads)
     t = np.arange(valid.shape[1]) / fps
     fig, axes = plt.subplots(3, 1, figsize=(8, 6.5), sharex=True)
     for f in range(valid.shape[0]):
@@ -150,8 +159,7 @@ def alignment_figure(quads_npz, out_png, fps: float, title: str = "") -> None:
     axes[-1].set_xlabel("time (s)   [jitter = RMS of the second difference over time, px/frame²]")
     fig.suptitle(f"{title}: alignment quads, raw vs temporally smoothed" if title else "alignment quads", fontsize=10)
     fig.tight_layout()
-    fig.savefig(out_png, dpi=110)
-    plt.close(fig)
+    save_figure(fig, out_png)
 
 
 def identity_figure(per_frame: dict[str, dict[str, pd.DataFrame]], edits: list[str], out_png, fps: float,
@@ -181,8 +189,7 @@ def identity_figure(per_frame: dict[str, dict[str, pd.DataFrame]], edits: list[s
     fig.suptitle(f"{title}: identity similarity of adjacent frames (dlib descriptors)" if title else
                  "identity similarity of adjacent frames", fontsize=10)
     fig.tight_layout()
-    fig.savefig(out_png, dpi=110)
-    plt.close(fig)
+    save_figure(fig, out_png)
 
 
 def id_bars_figure(summaries: pd.DataFrame, out_png, title: str = "") -> None:
@@ -216,8 +223,7 @@ def id_bars_figure(summaries: pd.DataFrame, out_png, title: str = "") -> None:
     fig.suptitle(f"{title}: identity coherence relative to the source (1.0 = as coherent as the source)" if title
                  else "identity coherence relative to the source", fontsize=10)
     fig.tight_layout(rect=(0, 0, 0.87, 1))
-    fig.savefig(out_png, dpi=110)
-    plt.close(fig)
+    save_figure(fig, out_png)
 
 
 def _probe_text(s: dict | None) -> str:
@@ -250,11 +256,11 @@ def run(video, info_json, quads_npz, layout: dict, outputs: dict, title: str = "
     summaries = {m: {e: json.loads(Path(layout["summaries"][m][e]).read_text()) for e in edits} for m in methods}
     table = pd.DataFrame([s for m in methods for s in summaries[m].values()])
 
-    q = np.load(quads_npz)
+    q = Quads.load(quads_npz)
     from stitch.video import probe
 
     vi = probe(video)
-    boxes = face_boxes(q["quads"], q["valid"], (vi.height, vi.width))
+    boxes = face_boxes(q.quads, q.valid, (vi.height, vi.width))
     idx = pick_frames(vi.num_frames)
     col_titles = [f"frame {t} ({t / fps:.2f} s)" for t in idx]
     source = read_face_frames(video, idx, boxes)

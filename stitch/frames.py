@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
+from stitch.atomic import write_json, write_text
 from stitch.video import extract_audio, probe
 
 log = logging.getLogger(__name__)
@@ -16,12 +16,12 @@ def run(video: str | Path, info_json: str | Path, audio_out: str | Path) -> dict
     info = probe(video)
     has_audio = extract_audio(video, audio_out) if info.has_audio else False
     if not has_audio:
-        Path(audio_out).write_bytes(b"")
+        write_text(audio_out, "")
     facts = {
         "path": str(video), "fps_num": info.fps.numerator, "fps_den": info.fps.denominator,
         "num_frames": info.num_frames, "width": info.width, "height": info.height,
         "duration": info.duration, "has_audio": bool(has_audio), "audio_rate": info.audio_rate,
     }
-    Path(info_json).write_text(json.dumps(facts, indent=2))
+    write_json(info_json, facts)
     log.info("%s: %d frames at %s fps, %dx%d, audio=%s", video, info.num_frames, info.fps, info.width, info.height, has_audio)
     return facts

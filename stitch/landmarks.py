@@ -190,9 +190,9 @@ def detect_video(
     return [landmarker.detect(f) for f in tqdm(frames_iter, total=total, desc="landmarks", disable=not progress)]
 
 
-def save_tracks(path, tracks: list[Track], num_frames: int, **extra) -> None:
-    """tracks.npz: landmarks (N, T, 68, 2), present (N, T), boxes (N, T, 4), areas (N, T), scores (N, T)."""
-    from pathlib import Path
+def tracks_file(tracks: list[Track], num_frames: int):
+    """The ``tracks.npz`` contents (:class:`stitch.stagefiles.Tracks`) of ``tracks`` over ``num_frames`` frames."""
+    from stitch.stagefiles import Tracks
 
     def stack(key, shape):
         vals = [getattr(tr, key) for tr in tracks]
@@ -200,16 +200,8 @@ def save_tracks(path, tracks: list[Track], num_frames: int, **extra) -> None:
             return np.stack(vals)
         return np.zeros((0, num_frames) + shape, np.bool_ if key == "present" else np.float64)
 
-    tmp = Path(path).with_name(Path(path).stem + ".tmp.npz")
-    np.savez(tmp, landmarks=stack("landmarks", (68, 2)), present=stack("present", ()), boxes=stack("boxes", (4,)),
-             areas=stack("areas", ()), scores=stack("scores", ()), num_frames=np.int64(num_frames), **extra)
-    tmp.replace(path)
-
-
-def load_tracks(path) -> list[Track]:
-    d = np.load(path)
-    return [Track(i, d["landmarks"][i], d["present"][i], d["boxes"][i], d["areas"][i], d["scores"][i])
-            for i in range(len(d["present"]))]
+    return Tracks(landmarks=stack("landmarks", (68, 2)), present=stack("present", ()), boxes=stack("boxes", (4,)),
+                  areas=stack("areas", ()), scores=stack("scores", ()), num_frames=num_frames)
 
 
 def run(video, out_npz, upsample: int = 0, max_gap: int = 8, min_track_frac: float = 0.3) -> list[Track]:
@@ -222,7 +214,7 @@ def run(video, out_npz, upsample: int = 0, max_gap: int = 8, min_track_frac: flo
     dets = detect_video(iter_frames(video), FaceLandmarker(upsample))
     tracks = track_faces(dets, max_gap=max_gap, min_track_frac=min_track_frac)
     n = len(dets)
-    save_tracks(out_npz, tracks, n)
+    tracks_file(tracks, n).save(out_npz)
     n_none = sum(1 for d in dets if not d)
     log.info("%s: %d frames, %d without a face, %d track(s) kept", video, n, n_none, len(tracks))
     for tr in tracks:

@@ -160,12 +160,11 @@ def run(crops_npz, tracks_npz, out_npz, method: str = "auto", pack=None, device=
     ``method``: 'bisenet' (pack must ship it), 'landmarks' (fallback) or 'auto' (BiSeNet when available).
     Returns the method used (also stored as ``method`` in the npz).
     """
-    from pathlib import Path
-
     from stitch.packs import Pack
+    from stitch.stagefiles import MASK_KINDS, Crops, Masks, Tracks
 
-    data, tr = np.load(crops_npz), np.load(tracks_npz)
-    crops, valid, quads, ids = data["crops"], data["valid"], data["quads"], data["track_ids"]
+    data, tr = Crops.load(crops_npz), Tracks.load(tracks_npz)
+    crops, valid, quads, ids = data.crops, data.valid, data.quads, data.track_ids
     n_faces, n_t, res = crops.shape[0], crops.shape[1], crops.shape[2]
     model = None
     if method not in ("auto", "bisenet", "landmarks"):
@@ -186,21 +185,18 @@ def run(crops_npz, tracks_npz, out_npz, method: str = "auto", pack=None, device=
             log.warning("pack %r has no BiSeNet weights: using the landmark FALLBACK masks (face only, no hair/neck)",
                         pack)
     used = "bisenet" if model is not None else "landmarks"
-    keys = ("mask", "full_mask", "border_mask", "content_mask")
-    out = {k: np.zeros((n_faces, n_t, res, res), np.uint8) for k in keys}
+    out = {k: np.zeros((n_faces, n_t, res, res), np.uint8) for k in MASK_KINDS}
     for f in range(n_faces):
         v = valid[f]
         if model is not None:
             fg = np.zeros((n_t, res, res), np.float32)
             fg[v] = bisenet_foreground(model, crops[f][v])
         else:
-            fg = track_landmark_masks(tr["landmarks"][int(ids[f])], quads[f], v, res)
+            fg = track_landmark_masks(tr.landmarks[int(ids[f])], quads[f], v, res)
         for t in np.flatnonzero(v):
             for k, m in stitching_masks(fg[t], res).items():
                 out[k][f, t] = np.rint(m * 255).astype(np.uint8)
         log.info("face %d: %s masks on %d frames, mean foreground %.1f%% of the crop", f, used, int(v.sum()),
                  100 * float(out["mask"][f][v].mean() / 255) if v.any() else 0.0)
-    tmp = Path(out_npz).with_name(Path(out_npz).stem + ".tmp.npz")
-    np.savez(tmp, **out, valid=valid, method=np.asarray(used))
-    tmp.replace(out_npz)
+    Masks(out, valid, used).save(out_npz)
     return used

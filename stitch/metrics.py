@@ -20,23 +20,26 @@ source and of the method's encoded edit; the descriptor distance to the source p
 reconstruction quality at crop resolution (its ``_recon`` crops against ``crop/crops.npz`` on valid faces:
 PSNR, SSIM, and LPIPS(alex) only when the pack ships LPIPS weights — otherwise the column is absent and the
 summary says why); ArcFace TL-ID/TG-ID as extra columns only when the pack ships ArcFace weights.
+With ``paste.mode: detail`` the ``_recon`` video is the source itself (a zero edit pastes nothing), so its identity
+rows are the encoder's floor; the reconstruction PSNR/SSIM still compare the method's ``_recon`` crops.
 One face per frame is measured: the largest one the detector finds (``faces: all`` videos are scored on their
-largest face). Frames the pipeline left unedited (no valid face quad; column ``edited`` = False) are measured like
-the others — they equal the source there.
+largest face). With the source video and the masks, the seam columns of :mod:`stitch.seam`
+(``seam_mse``, ``seam_grad``: means in the summary; ``sharpness_ratio``: median). Frames the pipeline left
+unedited (no valid face quad; column ``edited`` = False) are measured like the others — they equal the source there.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from stitch.atomic import atomic_path, save_npz, write_json
 from stitch.errors import StitchError
+from stitch.stagefiles import Crops, FaceCrops, Quads
 
 log = logging.getLogger(__name__)
 
@@ -237,22 +240,24 @@ def _arcface(pack_dir, device="cpu"):
     pack = Pack.open(pack_dir)
     if not pack.has("arcface"):
         return None
+    from stitch.dlib_models import dlib_landmarks
     from stitch.models.face_id import ArcFaceID
 
-    return ArcFaceID.from_file(pack.path("arcface"), device)
+    return ArcFaceID.from_file(pack.path("arcface"), device, landmarks_of=dlib_landmarks)
 
 
-def run_source(video, pack_dir, out_npz, device="cpu") -> None:
-    """Stage ``metrics_source``: descriptors and attributes of every source frame, computed once per video."""
+def run_source(video, pack_dir, probe_path, out_npz, device="cpu") -> None:
+    """Stage ``metrics_source``: descriptors and attributes of every source frame, computed once per video.
+
+    ``probe_path``: the attribute probe's weights, its ``.json`` beside them (the rules pass the shipped
+    ``resources/probes/attributes.safetensors`` as an input)."""
     from stitch.probes import AttributeProbe
     from stitch.video import read_frames
 
     t0 = time.time()
     frames = read_frames(video)
-    d = describe_frames(frames, AttributeProbe.load(), _arcface(pack_dir, device))
-    tmp = Path(out_npz).with_name(Path(out_npz).stem + ".tmp.npz")
-    np.savez(tmp, **d)
-    tmp.replace(out_npz)
+    d = describe_frames(frames, AttributeProbe.load(probe_path), _arcface(pack_dir, device))
+    save_npz(out_npz, **d)
     log.info("source: %d frames, face found on %d, %.2f s/frame", len(frames), int(d["found"].sum()),
              (time.time() - t0) / len(frames))
 
@@ -295,6 +300,11 @@ def summarise(df: pd.DataFrame, src: dict, edit: dict, meta: dict, notes: list[s
         if col in df:
             v = df[col].to_numpy()
             s[col] = float(np.mean(v[~np.isnan(v)])) if (~np.isnan(v)).any() else float("nan")
+    for col in ("seam_mse", "seam_grad"):  # stitch.seam: mean over the frames with a pasted face
+        if col in df:
+            s[col] = float(df[col].mean())
+    if "sharpness_ratio" in df:
+        s["sharpness_ratio"] = float(df["sharpness_ratio"].median())
     if "arcface" in src and "arcface" in edit:
         a = identity_consistency(src["arcface"], edit["arcface"])
         s["arcface_tl_id"], s["arcface_tg_id"] = a["tl_id"], a["tg_id"]
@@ -302,9 +312,11 @@ def summarise(df: pd.DataFrame, src: dict, edit: dict, meta: dict, notes: list[s
     return {k: _summary_value(v) for k, v in s.items()}
 
 
-def run(source_npz, edited_video, crops_npz, recon_npz, quads_npz, pack_dir, out_csv, out_json, meta: dict,
-        device="cpu") -> dict:
-    """Stage ``metrics`` for one video × method × edit: per-frame CSV and summary JSON."""
+def run(source_npz, edited_video, crops_npz, recon_npz, quads_npz, pack_dir, probe_path, out_csv, out_json,
+        meta: dict, device="cpu", seam: dict | None = None) -> dict:
+    """Stage ``metrics`` for one video × method × edit: per-frame CSV and summary JSON. ``seam``: {"video": the
+    source video, "masks": masks.npz, "feather": the paste setting} adds the seam and sharpness columns.
+    ``probe_path``: as :func:`run_source`."""
     from stitch.packs import Pack
     from stitch.probes import AttributeProbe
     from stitch.video import read_frames
@@ -315,31 +327,31 @@ def run(source_npz, edited_video, crops_npz, recon_npz, quads_npz, pack_dir, out
     if len(frames) != len(src["found"]):
         raise StitchError(f"{edited_video}: {len(frames)} frames, the source has {len(src['found'])}")
     arcface = _arcface(pack_dir, device) if "arcface" in src else None
-    edit = describe_frames(frames, AttributeProbe.load(), arcface)
+    edit = describe_frames(frames, AttributeProbe.load(probe_path), arcface)
     del frames
     notes = []
     pack = Pack.open(pack_dir)
-    lpips_net = None
-    if pack.has("lpips_backbone") and pack.has("lpips_heads"):
-        from stitch.models.lpips import load_lpips
-
-        lpips_net = load_lpips(pack.path("lpips_backbone"), pack.path("lpips_heads"), net="alex", device=device)
-    else:
+    lpips_net = pack.lpips(device)
+    if lpips_net is None:
         notes.append(f"no LPIPS: pack {pack.name} ships no LPIPS weights (column recon_lpips omitted)")
     if arcface is None:
         notes.append(f"no ArcFace: pack {pack.name} ships no ArcFace weights (identity = dlib descriptors only)")
-    crops, recon = np.load(crops_npz), np.load(recon_npz)
-    valid = crops["valid"]
-    if not np.array_equal(valid, recon["valid"]):
+    crops, recon = Crops.load(crops_npz), FaceCrops.load(recon_npz)
+    valid = crops.valid
+    if not np.array_equal(valid, recon.valid):
         raise StitchError(f"{recon_npz}: valid faces differ from {crops_npz}")
-    quality = crop_quality(crops["crops"], recon["crops"], valid, lpips_net)
-    edited = np.load(quads_npz)["valid"].any(axis=0)
+    quality = crop_quality(crops.crops, recon.crops, valid, lpips_net)
+    edited = Quads.load(quads_npz).valid.any(axis=0)
     df = per_frame_table(src, edit, edited, quality)
+    if seam is not None:
+        from stitch.seam import seam_table
+
+        df = df.join(seam_table(seam["video"], edited_video, seam["masks"], quads_npz, seam["feather"]))
     summary = summarise(df, src, edit, meta, notes)
     summary["seconds"] = round(time.time() - t0, 3)
-    Path(out_csv).parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(out_csv, index=False, float_format="%.6g")
-    Path(out_json).write_text(json.dumps(summary, indent=2) + "\n")
+    with atomic_path(out_csv) as tmp:
+        df.to_csv(tmp, index=False, float_format="%.6g")
+    write_json(out_json, summary, newline=True)
     log.info("%s: TL-ID %s, TG-ID %s, id dist %s, recon PSNR %s on %d/%d frames", meta, summary["tl_id"],
              summary["tg_id"], summary["id_dist"], summary.get("recon_psnr"), summary["frames_used"], len(df))
     return summary

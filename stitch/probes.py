@@ -5,22 +5,22 @@ the lips, plus how wide the mouth is, both in units of the inter-ocular distance
 size, position or in-plane rotation.
 
 :class:`AttributeProbe` reads age (years, ridge regression) and gender (``p_male``, logistic regression) from
-dlib's raw 128-d face descriptor; it is fitted on UTKFace by the ``zoo_probe`` rule (:mod:`stitch.zoo_probe`) and
-shipped as ``resources/probes/attributes.safetensors``. :func:`probe_frames` applies it (plus the smile score)
-to every frame of a video, so edit strength is measured without the generator that made the edit.
+dlib's raw 128-d face descriptor; it is fitted on UTKFace by the ``zoo_probe`` rule (:mod:`stitch.zoo.probe`, the
+fitting code; this module only loads and applies it) and shipped as ``resources/probes/attributes.safetensors`` by
+the ``zoo_publish`` rule. :func:`probe_frames` applies it (plus the smile score) to every frame of a video, so edit
+strength is measured without the generator that made the edit.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from stitch.atomic import atomic_path
 from stitch.errors import StitchError
 
 # dlib 68-point indices (iBUG layout)
@@ -62,69 +62,25 @@ def smile_score(landmarks: np.ndarray) -> float:
 DEFAULT_PROBE = Path(__file__).resolve().parents[1] / "resources" / "probes" / "attributes.safetensors"
 DESCRIPTOR_DIM = 128
 PROBE_FORMAT_VERSION = 1
-#: Ridge penalty on the standardised descriptor (age, in years) and L2 penalty of the gender logistic regression.
-AGE_L2 = 10.0
-GENDER_L2 = 1.0
-GENDER_ITERS = 200
 #: Frames whose shorter side is below this many pixels are searched with HOG up-sampling 1, else 0.
 SMALL_FRAME_PX = 300
 _SHAPES = {"mean": (DESCRIPTOR_DIM,), "scale": (DESCRIPTOR_DIM,), "age_coef": (DESCRIPTOR_DIM,), "age_intercept": (1,),
            "gender_coef": (DESCRIPTOR_DIM,), "gender_intercept": (1,)}
 
 
-def _sigmoid(z: np.ndarray) -> np.ndarray:
+def sigmoid(z: np.ndarray) -> np.ndarray:
     """Overflow-free logistic function (NaN stays NaN)."""
     return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
-def _descriptors(x, what: str = "descriptors") -> np.ndarray:
+def check_descriptors(x, what: str = "descriptors") -> np.ndarray:
+    """(N, 128) float64 of (N, 128) or (128,) descriptors; another shape is a user error."""
     a = np.asarray(x, dtype=np.float64)
     if a.ndim == 1:
         a = a[None]
     if a.ndim != 2 or a.shape[1] != DESCRIPTOR_DIM:
         raise StitchError(f"{what} must have shape (N, {DESCRIPTOR_DIM}), got {np.shape(x)}")
     return a
-
-
-def fit_ridge(z: np.ndarray, y: np.ndarray, l2: float) -> tuple[np.ndarray, float]:
-    """Closed-form ridge regression ``y ~ z @ coef + intercept`` (intercept not penalised)."""
-    y_mean = float(y.mean())
-    zc = z - z.mean(axis=0)
-    coef = np.linalg.solve(zc.T @ zc + l2 * np.eye(z.shape[1]), zc.T @ (y - y_mean))
-    return coef, y_mean - float(z.mean(axis=0) @ coef)
-
-
-def fit_logistic(z: np.ndarray, y: np.ndarray, l2: float, iters: int = GENDER_ITERS, tol: float = 1e-10):
-    """L2-regularised logistic regression by damped Newton steps (at most ``iters``; intercept not penalised).
-
-    Minimises ``mean(log-loss) + l2 / (2 N) * |coef|^2``. Returns ``(coef, intercept, steps taken)``.
-    """
-    n, d = z.shape
-    x = np.hstack([z, np.ones((n, 1))])
-    theta = np.zeros(d + 1)
-    pen = np.full(d + 1, l2 / n)
-    pen[-1] = 0.0
-
-    def loss(t: np.ndarray) -> float:
-        s = x @ t
-        return float(np.mean(np.logaddexp(0.0, s) - y * s) + 0.5 * (pen * t * t).sum())
-
-    cur, step = loss(theta), 0
-    for step in range(1, iters + 1):
-        p = _sigmoid(x @ theta)
-        grad = x.T @ (p - y) / n + pen * theta
-        hess = (x * (p * (1 - p))[:, None]).T @ x / n + np.diag(pen) + 1e-12 * np.eye(d + 1)
-        delta = np.linalg.solve(hess, grad)
-        t = 1.0
-        while t > 1e-6 and loss(theta - t * delta) > cur:  # backtracking keeps every step a descent step
-            t *= 0.5
-        theta = theta - t * delta
-        new = loss(theta)
-        if cur - new < tol:
-            cur = new
-            break
-        cur = new
-    return theta[:-1], float(theta[-1]), step
 
 
 @dataclass
@@ -135,7 +91,8 @@ class AttributeProbe:
     * gender: logistic regression for ``p_male`` (UTKFace gender 0 = male, 1 = female), penalty ``gender_l2``.
 
     Both read the descriptor standardised by the training ``mean`` / ``scale``. Stored as safetensors (float64
-    arrays: bit-exact round trip) plus a JSON beside it (format, config, metrics, provenance).
+    arrays: bit-exact round trip) plus a JSON beside it (format, config, metrics, provenance). Fitted by
+    :func:`stitch.zoo.probe.fit_probe`.
     """
 
     mean: np.ndarray
@@ -148,39 +105,16 @@ class AttributeProbe:
     metrics: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
 
-    # -- fitting and prediction -----------------------------------------------------------------------------
-
-    @classmethod
-    def fit(
-        cls, descriptors: np.ndarray, ages: np.ndarray, genders: np.ndarray, age_l2: float = AGE_L2,
-        gender_l2: float = GENDER_L2, gender_iters: int = GENDER_ITERS,
-    ) -> "AttributeProbe":
-        """Fit on (N, 128) descriptors, (N,) ages in years and (N,) UTKFace genders (0 = male, 1 = female)."""
-        x = _descriptors(descriptors)
-        ages = np.asarray(ages, np.float64).reshape(-1)
-        genders = np.asarray(genders).reshape(-1)
-        if not (len(x) == len(ages) == len(genders)):
-            raise StitchError(f"fit: {len(x)} descriptors, {len(ages)} ages and {len(genders)} genders differ in count")
-        if not np.isfinite(x).all() or not np.isfinite(ages).all():
-            raise StitchError("fit: descriptors and ages must be finite (drop faces without a descriptor first)")
-        if not np.isin(genders, (0, 1)).all() or len(np.unique(genders)) < 2:
-            raise StitchError("fit: genders must be 0 (male) / 1 (female) with both present")
-        mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-8
-        z = (x - mean) / scale
-        age_coef, age_icpt = fit_ridge(z, ages, age_l2)
-        g_coef, g_icpt, steps = fit_logistic(z, (genders == 0).astype(np.float64), gender_l2, gender_iters)
-        config = {"age_l2": float(age_l2), "gender_l2": float(gender_l2), "gender_iters": int(gender_iters),
-                  "gender_newton_steps": int(steps), "n_train": int(len(x))}
-        return cls(mean, scale, age_coef, age_icpt, g_coef, g_icpt, config=config)
+    # -- prediction ----------------------------------------------------------------------------------------
 
     def predict(self, descriptors: np.ndarray) -> dict[str, np.ndarray]:
         """``{"age": (N,) years, "p_male": (N,) probability}`` of (N, 128) or (128,) descriptors; NaN rows give NaN.
 
         Ages are not clipped (a linear read-out: edit deltas stay additive); babies can come out slightly below 0.
         """
-        z = (_descriptors(descriptors) - self.mean) / self.scale
+        z = (check_descriptors(descriptors) - self.mean) / self.scale
         return {"age": z @ self.age_coef + self.age_intercept,
-                "p_male": _sigmoid(z @ self.gender_coef + self.gender_intercept)}
+                "p_male": sigmoid(z @ self.gender_coef + self.gender_intercept)}
 
     # -- storage --------------------------------------------------------------------------------------------
 
@@ -196,7 +130,6 @@ class AttributeProbe:
         if wpath.suffix != ".safetensors":
             raise StitchError(f"{wpath}: attribute probe weights must end in .safetensors")
         cpath = self.json_path(wpath)
-        wpath.parent.mkdir(parents=True, exist_ok=True)
         tensors = {
             "mean": self.mean, "scale": self.scale, "age_coef": self.age_coef,
             "age_intercept": np.array([self.age_intercept]), "gender_coef": self.gender_coef,
@@ -207,11 +140,9 @@ class AttributeProbe:
                 "descriptor": "dlib_face_recognition_resnet_model_v1, raw 128-d (not normalised)",
                 "outputs": {"age": "years (ridge)", "p_male": "P(male) (logistic; UTKFace gender 0 = male)"},
                 "config": self.config, "metrics": self.metrics, "provenance": self.provenance}
-        tmp_w, tmp_c = wpath.with_name(wpath.name + ".tmp"), cpath.with_name(cpath.name + ".tmp")
-        save_file(tensors, str(tmp_w), metadata={"stitch_kind": "attribute_probe"})
-        tmp_c.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp_w, wpath)
-        os.replace(tmp_c, cpath)
+        with atomic_path(wpath) as tmp_w, atomic_path(cpath) as tmp_c:
+            save_file(tensors, str(tmp_w), metadata={"stitch_kind": "attribute_probe"})
+            tmp_c.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
         return wpath
 
     @classmethod
@@ -222,7 +153,7 @@ class AttributeProbe:
 
         wpath = Path(path) if path is not None else DEFAULT_PROBE
         cpath = cls.json_path(wpath)
-        how = "refit with `snakemake --cores 1 zoo_probe` or restore it from git"
+        how = "refit and ship it with `snakemake --cores 2 zoo_publish` or restore it from git"
         for p in (wpath, cpath):
             if not p.is_file():
                 raise StitchError(f"{p}: attribute probe file not found ({how})")
@@ -251,11 +182,10 @@ class AttributeProbe:
 # Descriptors and per-frame probing
 
 
-@lru_cache(maxsize=4)
 def _face_id(upsample: int):
-    from stitch.models.face_id import DlibFaceID
+    from stitch.dlib_models import dlib_face_id
 
-    return DlibFaceID(upsample=upsample)
+    return dlib_face_id(upsample)
 
 
 def face_descriptor(

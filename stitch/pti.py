@@ -26,8 +26,8 @@ from stitch.progress import tqdm
 
 from stitch.configs import PTIConfig
 from stitch.edit import TYPICAL_FACTOR
-from stitch.invert import crops_to_tensor
 from stitch.models.stylegan2 import Generator
+from stitch.tensors import crops_to_tensor, render
 
 log = logging.getLogger(__name__)
 Perceptual = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -61,14 +61,6 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Per-image PSNR (dB) of images in [-1, 1]."""
     mse = (a.clamp(-1, 1) - b).square().flatten(1).mean(1)
     return 10 * torch.log10(4.0 / mse.clamp_min(1e-12))
-
-
-@torch.no_grad()
-def render(G: Generator, ws: np.ndarray | torch.Tensor, batch: int = 16, device: str | torch.device = "cpu") -> torch.Tensor:
-    """G.synthesis over (N, num_ws, w_dim) latents in batches -> (N, 3, R, R) on CPU."""
-    ws = torch.as_tensor(ws, dtype=torch.float32)
-    outs = [G.synthesis(w.to(device), noise_mode="const").cpu() for w in ws.split(batch)]
-    return torch.cat(outs) if outs else torch.zeros(0, 3, G.img_resolution, G.img_resolution)
 
 
 def pti_tune(
@@ -135,15 +127,14 @@ def pti_tune(
 
 def run(crops_npz, pivots_npy, pack_dir, settings: dict, out_generators, out_stats, device="cpu") -> dict:
     """Stage ``pti``: one tuned generator per face track (bundle ``face<k>``) + PSNR stats JSON."""
-    import json
-    from pathlib import Path
-
+    from stitch.atomic import write_json
     from stitch.models.native import save_bundle
     from stitch.packs import Pack
+    from stitch.stagefiles import Crops, Latents
 
-    data = np.load(crops_npz)
-    crops, valid = data["crops"], data["valid"]
-    pivots = np.load(pivots_npy)
+    data = Crops.load(crops_npz)
+    crops, valid = data.crops, data.valid
+    pivots = Latents.load(pivots_npy).latents
     pack = Pack.open(pack_dir)
     G, cfg, perceptual, space = prepare(pack, settings, device)
     tuned, stats = {}, {"settings": settings, "faces": {}}
@@ -153,7 +144,7 @@ def run(crops_npz, pivots_npy, pack_dir, settings: dict, out_generators, out_sta
         tuned[f"face{f}"] = Gt
         stats["faces"][f"face{f}"] = st
     save_bundle(tuned, out_generators)
-    Path(out_stats).write_text(json.dumps(stats, indent=2))
+    write_json(out_stats, stats)
     return stats
 
 
@@ -168,10 +159,8 @@ def prepare(pack, settings: Mapping, device="cpu") -> tuple[Generator, PTIConfig
 
 def load_pack_lpips(pack, device="cpu") -> Perceptual | None:
     """LPIPS(alex) from the pack when it ships the weights; otherwise None (MSE-only PTI, logged)."""
-    if not (pack.has("lpips_backbone") and pack.has("lpips_heads")):
+    net = pack.lpips(device)
+    if net is None:
         log.warning("pack %s has no LPIPS weights: PTI uses the MSE term only (fallback)", pack.name)
         return None
-    from stitch.models.lpips import load_lpips
-
-    net = load_lpips(pack.path("lpips_backbone"), pack.path("lpips_heads"), net="alex", device=device)
     return lambda a, b: net(a, b)

@@ -15,9 +15,8 @@ import torch
 from stitch.progress import tqdm
 
 from stitch.configs import StitchingConfig
-from stitch.invert import crops_to_tensor, tensor_to_crops
 from stitch.models.stylegan2 import Generator
-from stitch.render import render_tracks, save_crops
+from stitch.tensors import crops_to_tensor, tensor_to_crops
 
 
 def masked_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -76,32 +75,28 @@ def stitch_track(
     return (np.stack(out) if out else np.zeros((0,) + crops.shape[1:], np.uint8)), stats
 
 
-def run(generators, latents_npy, crops_npz, masks_npz, settings: dict, out_npz, device="cpu") -> None:
-    """Stage ``stitching``: stitched edited crops (F, T, R, R, 3) of every face track."""
+def run(generators, latents_npy, crops_npz, masks_npz, settings: dict, out_npz, device="cpu",
+        envelope_json=None) -> None:
+    """Stage ``stitching``: stitched edited crops (F, T, R, R, 3) of every face track. ``envelope_json`` (the edit
+    stage's envelope): frames outside the edit's time range are not tuned; they keep the source crop (the paste
+    stage copies those frames from the source anyway)."""
+    from stitch.edit_range import load_active
     from stitch.models.native import load_bundle
+    from stitch.stagefiles import Crops, FaceCrops, Latents, Masks
 
     gens = load_bundle(generators, device)
-    data, m = np.load(crops_npz), np.load(masks_npz)
-    crops, valid = data["crops"], data["valid"]
-    w_edit = np.load(latents_npy)
+    data, m = Crops.load(crops_npz), Masks.load(masks_npz, ("border_mask", "content_mask"))
+    crops, valid = data.crops, data.valid
+    w_edit = Latents.load(latents_npy).latents
     cfg = StitchingConfig.from_settings(settings)
-    out = np.zeros_like(crops)
+    active = np.ones(valid.shape[1], bool) if envelope_json is None else load_active(envelope_json)
+    assert len(active) == valid.shape[1], f"{envelope_json}: {len(active)} frames, crops have {valid.shape[1]}"
+    out = crops.copy()
     all_stats = {}
     for f in range(valid.shape[0]):
-        v = valid[f]
+        v = valid[f] & active
         border = m["border_mask"][f][v].astype(np.float32) / 255.0
         content = m["content_mask"][f][v].astype(np.float32) / 255.0
         out[f, v], stats = stitch_track(gens[f"face{f}"], w_edit[f][v], crops[f][v], border, content, cfg, device)
         all_stats[f"face{f}"] = stats
-    save_crops(out_npz, out, valid, all_stats)
-
-
-def run_recon(generators, pivots_npy, crops_npz, out_npz, device="cpu") -> None:
-    """PTI reconstructions of every valid frame (no edit, no stitching)."""
-    from stitch.models.native import load_bundle
-
-    gens = load_bundle(generators, device)
-    data = np.load(crops_npz)
-    valid = data["valid"]
-    out = render_tracks(lambda f: gens[f"face{f}"], np.load(pivots_npy), valid, data["crops"].shape[-2], device)
-    save_crops(out_npz, out, valid, {})
+    FaceCrops(out, valid, all_stats).save(out_npz)

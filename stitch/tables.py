@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from stitch.atomic import atomic_path, write_text
+
 log = logging.getLogger(__name__)
 
 STAGES = ("frames", "landmarks", "align", "crop", "masks", "invert", "pti", "edit", "render", "paste", "encode",
@@ -145,9 +147,9 @@ def run(summary_jsons: list[str], bench_dirs: dict[str, str], out_metrics, out_m
     summaries = [json.loads(Path(p).read_text()) for p in summary_jsons]
     metrics, methods, tim = build(summaries, bench_dirs)
     for df, path in ((metrics, out_metrics), (methods, out_methods), (tim, out_timings)):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        df.to_csv(path, index=False, float_format="%.6g")
+        with atomic_path(path) as tmp:
+            df.to_csv(tmp, index=False, float_format="%.6g")
     if out_html is not None:
-        Path(out_html).write_text(html_page(metrics, methods))
+        write_text(out_html, html_page(metrics, methods))
     log.info("tables: %d rows (%d videos, methods %s)\n%s", len(metrics), metrics["video"].nunique(),
              sorted(metrics["method"].unique()), markdown(methods))

@@ -2,16 +2,14 @@
 
 Frames are C-contiguous uint8 RGB arrays (H, W, 3). Frame rates are exact fractions (e.g. 1350/61), never
 rounded. Audio is kept aside as 16-bit PCM WAV (stdlib ``wave``) and muxed back as AAC. Every writer writes to a
-temporary file next to the target and renames it, so a failure never leaves a half-written output.
+temporary file next to the target and renames it (``stitch.atomic``), so a failure never leaves a half-written output.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import wave
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -21,6 +19,7 @@ import cv2
 import numpy as np
 from stitch.progress import tqdm
 
+from stitch.atomic import atomic_path
 from stitch.errors import StitchError
 
 log = logging.getLogger(__name__)
@@ -124,7 +123,7 @@ def write_wav(path: str | Path, samples: np.ndarray, rate: int) -> None:
     """Write (N, channels) int16 samples as PCM WAV, atomically."""
     samples = np.ascontiguousarray(samples, dtype=np.int16)
     assert samples.ndim == 2 and samples.shape[1] in (1, 2), samples.shape
-    with _atomic(path) as tmp:
+    with atomic_path(path) as tmp:
         with wave.open(str(tmp), "wb") as w:
             w.setnchannels(samples.shape[1])
             w.setsampwidth(2)
@@ -154,18 +153,6 @@ def audio_duration(path: str | Path) -> float:
 # ----------------------------------------------------------------------------------------------- writing
 
 
-@contextmanager
-def _atomic(path: str | Path):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def write_video(
     path: str | Path,
     frames: Iterable[np.ndarray],
@@ -185,7 +172,7 @@ def write_video(
         raise StitchError(f"{path}: no frames to write")
     h, w = np.asarray(first).shape[:2]
     n = 0
-    with _atomic(path) as tmp:
+    with atomic_path(path) as tmp:
         with av.open(str(tmp), "w", format="mp4") as out:
             vs = out.add_stream("libx264", rate=fps)
             vs.width, vs.height = w, h

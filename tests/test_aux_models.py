@@ -21,7 +21,7 @@ from stitch.models.face_id import (
     IRESNET_LAYERS, ArcFaceID, IResNet, align_arcface, iresnet_layers_from_state, load_arcface,
     similarity_transform, ARCFACE_TEMPLATE,
 )
-from stitch.models.lpips import LPIPS, TRUNKS, load_lpips, lpips_available
+from stitch.models.lpips import LPIPS, TRUNKS, load_lpips
 
 
 def _random_state(model: torch.nn.Module, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -197,7 +197,6 @@ def test_lpips_bad_and_missing_weights(tmp_path):
     m1, m2 = load_lpips(b, h), load_lpips(tmp_path / "lpips_full.pth")
     for k, v in m1.state_dict().items():
         assert torch.equal(v, m2.state_dict()[k]), k
-    assert not lpips_available(tmp_path)  # not a pack
 
 
 def test_lpips_constants():
@@ -224,6 +223,10 @@ def test_arcface_layout_and_load(tmp_path):
     net = load_arcface(path)
     assert net.layers_cfg == (2, 2, 2, 2)
     emb = ArcFaceID(net)
+    blank = np.zeros((200, 200, 3), np.uint8)
+    with pytest.raises(StitchError, match="landmarks"):
+        emb.embed(blank)  # no landmarks given and no landmarks_of to find them
+    assert ArcFaceID(net, landmarks_of=lambda img: None).embed(blank) is None  # no face found
     crops = np.random.default_rng(0).integers(0, 256, (2, 112, 112, 3), dtype=np.uint8)
     f = emb.embed_aligned(crops)
     assert f.shape == (2, 512) and np.allclose(np.linalg.norm(f, axis=1), 1)
@@ -258,9 +261,19 @@ def _face(shared_data: Path, name: str, size: int = 256) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def dlib_id():
+    from stitch.dlib_models import model_path
     from stitch.models.face_id import DlibFaceID
 
-    return DlibFaceID()
+    return DlibFaceID(model_path("shape_68"), model_path("face_recognition"))
+
+
+def test_dlib_face_id_missing_model(tmp_path):
+    from stitch.dlib_models import model_path
+    from stitch.models.face_id import DlibFaceID
+
+    with pytest.raises(StitchError) as ei:
+        DlibFaceID(model_path("shape_68"), tmp_path / "nope.dat")
+    _one_line_error(ei, tmp_path / "nope.dat", "face recognition model not found")
 
 
 def test_dlib_face_id_real_faces(shared_data, dlib_id):

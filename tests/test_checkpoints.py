@@ -23,7 +23,9 @@ import torch
 
 from stitch.directions import load_direction
 from stitch.errors import StitchError
-from stitch.models.checkpoints import convert_checkpoint, load_checkpoint, load_e4e, load_encoder, load_generator
+from stitch.models import load_encoder, load_generator
+from stitch.models.convert import convert_checkpoint
+from stitch.models.loaders import load_checkpoint, load_e4e
 from stitch.models.e4e import Encoder4Editing, EncoderConfig
 from stitch.models.native import load_native, save_model
 from stitch.models.stylegan2 import Generator, GeneratorConfig
@@ -421,7 +423,7 @@ def test_rosinality_without_args_or_latent_avg(tmp_path, caplog):
     g = randomize_(Generator(E4E_DEC), seed=6)
     pt = tmp_path / "ros.pt"
     torch.save({"g_ema": to_rosinality(g)}, pt)
-    with caplog.at_level("INFO", logger="stitch.models.checkpoints"):
+    with caplog.at_level("INFO", logger="stitch.models.rosinality"):
         g2 = load_generator(pt)
     assert g2.cfg == E4E_DEC  # channel_base/max inferred from the shapes
     assert "w_avg" in caplog.text and "10000" in caplog.text

@@ -329,7 +329,7 @@ def test_generator_is_deterministic_with_const_noise(tiny_g):
 
 
 def test_demo_generator_config_runs():
-    from stitch.zoo_train import DEMO_GENERATOR
+    from stitch.zoo.train import DEMO_GENERATOR
 
     g = Generator(DEMO_GENERATOR).eval()
     with torch.no_grad():

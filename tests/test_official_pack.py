@@ -1,4 +1,5 @@
-"""The `models` stage: the ffhq pack built from files in the official formats (tiny stand-ins written here)."""
+"""The `ffhq_pack` stage (stitch.packs.ffhq): the ffhq pack built from files in the official formats (tiny stand-ins
+written here)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import pytest
 import torch
 
 from stitch.errors import StitchError
-from stitch.models.official import OFFICIAL_FILES, STIT_DIRECTIONS, build_ffhq_pack
 from stitch.packs import Pack
+from stitch.packs.ffhq import OFFICIAL_FILES, STIT_DIRECTIONS, build_ffhq_pack
 from test_checkpoints import E4E_OPTS, _e4e_models, nv_modules, write_e4e, write_nv_pickle  # noqa: F401
 
 
@@ -33,6 +34,7 @@ def test_missing_files_listed_with_destination(tmp_path):
     for f in required:
         assert str(tmp_path / "ffhq" / "raw" / f.file) in msg and f.page in msg
     assert "79999_iter.pth" not in msg  # optional files are not demanded
+    assert "rerun `snakemake ffhq_pack`" in msg  # names the rule that builds the pack
     assert not (tmp_path / "ffhq" / "pack.yaml").exists()
 
 

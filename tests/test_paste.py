@@ -145,3 +145,134 @@ def test_roundtrip_real_frame(shared_data):
     outside = ~quad_region(quad, frame.shape, dilate=2)
     assert outside.sum() > 0.3 * outside.size
     assert np.array_equal(out[outside], frame[outside])
+
+
+# --------------------------------------------------------------------------------------------- paste.mode detail
+
+def textured_image(h, w, seed=0):
+    """Smooth colours plus fine full-resolution texture (what an up-scaled low-resolution render loses)."""
+    rng = np.random.default_rng(seed)
+    img = smooth_image(h, w, seed).astype(np.float32) * 0.7 + rng.uniform(0, 60, (h, w, 3)).astype(np.float32)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def lap_var(img, region):
+    grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float64)
+    return cv2.Laplacian(grey, cv2.CV_64F, ksize=1)[region].var()
+
+
+def test_detail_zero_edit_is_the_source_exactly():
+    frame = textured_image(256, 288, seed=3)
+    recon = cv2.GaussianBlur(crop_face(frame, QUAD, 64), (5, 5), 0)  # a blurry low-resolution "reconstruction"
+    alpha = feather(np.pad(np.ones((48, 48), np.float32), 8), 4)
+    out = paste_face(frame, recon, QUAD, alpha, base=recon)
+    assert np.array_equal(out, frame)
+    # the generator mode pastes the blur instead
+    gen = paste_face(frame, recon, QUAD, alpha)
+    assert not np.array_equal(gen, frame)
+    # video level: bases of the same shape as the crops, several frames
+    frames = np.stack([frame, frame[::-1].copy()])
+    crops, quads = np.stack([recon, recon]), np.stack([QUAD, QUAD])
+    outs = list(paste_video(iter(frames), crops, quads, np.stack([alpha, alpha]), np.ones(2, bool), 2, bases=crops))
+    assert all(np.array_equal(o, f) for o, f in zip(outs, frames))
+
+
+def test_detail_transfers_a_low_frequency_change_and_keeps_the_detail():
+    frame = textured_image(256, 288, seed=4)
+    size = 64
+    recon = cv2.GaussianBlur(crop_face(frame, QUAD, size), (7, 7), 0).astype(np.float32)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    change = (30.0 * np.sin(np.pi * xx / (size - 1)) * np.sin(np.pi * yy / (size - 1)))[..., None] * [1.0, 0.5, -0.5]
+    edited = np.clip(np.rint(recon + change), 0, 255).astype(np.uint8)
+    recon = recon.astype(np.uint8)
+    out = paste_face(frame, edited, QUAD, None, base=recon)
+    # the change, warped to the frame, lands on the source: compare with the change pasted on its own
+    delta_frame = paste_face(np.full_like(frame, 128), np.clip(128 + (edited.astype(int) - recon), 0, 255).astype(
+        np.uint8), QUAD, None).astype(np.float32) - 128
+    inner = quad_region(QUAD, frame.shape, erode=4)
+    got = out.astype(np.float32) - frame.astype(np.float32)
+    assert np.abs(got - delta_frame)[inner].mean() < 1.0
+    centre = np.zeros(frame.shape[:2], bool)
+    centre[110:140, 115:145] = True  # middle of the quad, where the change is ~ +30 / +15 / -15
+    assert np.allclose(got[centre].mean(axis=0), [30, 15, -15], atol=3)
+    # the source's fine texture survives (the generator mode pastes the blurry render)
+    assert lap_var(out, inner) > 0.8 * lap_var(frame, inner)
+    assert lap_var(paste_face(frame, edited, QUAD, None), inner) < 0.3 * lap_var(frame, inner)
+
+
+def test_frame_alpha_is_the_pasted_opacity():
+    from stitch.paste import frame_alpha
+
+    frame = np.zeros((256, 288, 3), np.uint8)
+    alpha = feather(np.pad(np.ones((48, 48), np.float32), 8), 4)
+    out = paste_face(frame, np.full((64, 64, 3), 255, np.uint8), QUAD, alpha)
+    a = frame_alpha(frame.shape, alpha, QUAD)
+    assert a.shape == frame.shape[:2] and a.dtype == np.float32
+    assert np.abs(out[..., 0].astype(np.float32) - 255 * a).max() <= 1.0
+    assert (out[a == 0] == 0).all() and (out[a >= 1 / 255] > 0).all()
+
+
+def test_bad_mode_and_missing_recon_are_one_line(tmp_path):
+    from stitch.errors import StitchError
+    from stitch.paste import load_inputs
+
+    from stitch.stagefiles import MASK_KINDS, FaceCrops, Masks, Quads
+
+    crops, valid = tmp_path / "crops.npz", np.ones((1, 2), bool)
+    FaceCrops(np.zeros((1, 2, 8, 8, 3), np.uint8), valid).save(crops)
+    Quads(np.zeros((1, 2, 4, 2)), valid, np.zeros((1, 2, 4, 2)), np.zeros(1, np.int64)).save(tmp_path / "quads.npz")
+    Masks({k: np.zeros((1, 2, 8, 8), np.uint8) for k in MASK_KINDS}, valid, "landmarks").save(tmp_path / "masks.npz")
+    args = (crops, tmp_path / "quads.npz", tmp_path / "masks.npz")
+    for mode, recon, words in (("detial", None, ("detial", "generator, detail")),
+                               ("detail", None, ("reconstruction",))):
+        with pytest.raises(StitchError) as e:
+            load_inputs(*args, mode=mode, recon_npz=recon)
+        assert "\n" not in str(e.value) and all(w in str(e.value) for w in words)
+    FaceCrops(np.zeros((1, 2, 8, 8, 3), np.uint8), np.array([[True, False]])).save(tmp_path / "recon.npz")
+    with pytest.raises(StitchError, match="do not match"):
+        load_inputs(*args, mode="detail", recon_npz=tmp_path / "recon.npz")
+    assert load_inputs(*args, mode="generator")["bases"] is None
+
+
+def test_misspelt_mode_refused_by_the_schema_in_one_line():
+    import yaml
+
+    from stitch.errors import StitchError
+    from stitch.settings import parse_sample_row, resolve
+
+    from wf import REPO
+
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    assert resolve({}, {"paste": {"mode": "detail"}}, {}, None, schema)["paste"]["mode"].value == "detail"
+    assert resolve({}, {"paste": {"mode": None}}, {}, None, schema)["paste"]["mode"].value == "generator"
+    for layer in ("config", "pack"):
+        cfg = {"paste": {"mode": "detial"}} if layer == "config" else {}
+        pack = {"paste": {"mode": "detial"}} if layer == "pack" else {}
+        with pytest.raises(StitchError) as e:
+            resolve({}, cfg, pack, {layer: f"the {layer}"}, schema)
+        assert "\n" not in str(e.value) and "paste.mode" in str(e.value) and "detial" in str(e.value)
+    with pytest.raises(StitchError) as e:
+        parse_sample_row({"sample": "a", "path": "a.mp4", "paste_mode": "Detail"}, "samples.tsv", (), schema)
+    assert "\n" not in str(e.value) and "paste.mode" in str(e.value)
+
+
+def test_workflow_wires_the_reconstruction_into_detail_paste(tmp_path, shared_data):
+    """Dry runs: mode detail gives paste the method's _recon crops; a misspelt mode stops at the config schema."""
+    import re
+
+    from wf import make_workdir, run_snakemake
+
+    wd = make_workdir(tmp_path / "wd", tmp_path / "cache", shared_data, extra_config={"paste": {"mode": "detail"}})
+    out = run_snakemake(wd, "-n", "results/clip/encode/stit/older.mp4").stdout
+    jobs = {m.group(2): m.group(1) for m in re.finditer(r"rule paste:\n\s+input: ([^\n]*)\n\s+output: (\S+)", out)}
+    older = jobs["results/clip/paste/stit/older.npy"].split(", ")
+    assert older[1].endswith("older.npz") and older[-1].endswith("recon/crops.npz"), older
+    gen = make_workdir(tmp_path / "gen", tmp_path / "cache", shared_data)
+    out = run_snakemake(gen, "-n", "results/clip/encode/stit/older.mp4").stdout
+    inputs = re.search(r"rule paste:\n\s+input: ([^\n]*)\n\s+output: \S+older.npy", out).group(1)
+    assert "recon/crops.npz" not in inputs
+    bad = make_workdir(tmp_path / "bad", tmp_path / "cache", shared_data, extra_config={"paste": {"mode": "detial"}})
+    proc = run_snakemake(bad, "-n", "results/clip/encode/stit/older.mp4", check=False)
+    assert proc.returncode != 0
+    lines = (proc.stdout + proc.stderr).splitlines()
+    assert "ValidationError: 'detial' is not one of ['generator', 'detail', None]" in lines

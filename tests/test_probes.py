@@ -1,4 +1,4 @@
-"""Attribute probe (stitch.probes.AttributeProbe, probe_frames) and its fitting stage (stitch.zoo_probe).
+"""Attribute probe (stitch.probes.AttributeProbe, probe_frames) and its fitting stage (stitch.zoo.probe).
 
 Fast tests use synthetic descriptors and matplotlib's bundled grace_hopper.jpg; the real-data test checks the
 shipped probe on UTKFace faces held out from its fit (the split is rebuilt from the probe's JSON provenance).
@@ -14,6 +14,7 @@ import pytest
 
 from stitch.errors import StitchError
 from stitch.probes import DEFAULT_PROBE, AttributeProbe, face_descriptor, frame_descriptors, probe_frames
+from stitch.zoo.probe import ProbeConfig, fit_probe
 
 # Thresholds for the shipped probe on the first 40 of its held-out faces (children included). Measured: all 600
 # held-out faces age MAE 7.47 years, gender accuracy 0.895 (adults 0.97), see resources/probes/attributes.json;
@@ -42,7 +43,7 @@ def _synthetic(n: int, seed: int):
 @pytest.fixture(scope="module")
 def fitted() -> AttributeProbe:
     x, age, gender = _synthetic(2000, 0)
-    return AttributeProbe.fit(x, age, gender, age_l2=1e-3, gender_l2=1e-2)
+    return fit_probe(x, age, gender, ProbeConfig(age_l2=1e-3, gender_l2=1e-2))
 
 
 def test_fit_recovers_known_rules(fitted):
@@ -56,7 +57,7 @@ def test_fit_recovers_known_rules(fitted):
 
 def test_regularisation_shrinks_age_towards_mean():
     x, age, gender = _synthetic(500, 2)
-    strong = AttributeProbe.fit(x, age, gender, age_l2=1e6).predict(x)["age"]
+    strong = fit_probe(x, age, gender, ProbeConfig(age_l2=1e6)).predict(x)["age"]
     assert np.std(strong) < 0.2 * np.std(age)
     assert abs(strong.mean() - age.mean()) < 1e-6
 
@@ -76,9 +77,9 @@ def test_predict_shapes_and_nan_rows(fitted):
 def test_fit_rejects_bad_labels():
     x, age, gender = _synthetic(50, 4)
     with pytest.raises(StitchError, match="genders"):
-        AttributeProbe.fit(x, age, np.full(len(x), 2))
+        fit_probe(x, age, np.full(len(x), 2))
     with pytest.raises(StitchError, match="differ"):
-        AttributeProbe.fit(x, age[:-1], gender)
+        fit_probe(x, age[:-1], gender)
 
 
 def test_save_load_round_trip_exact(fitted, tmp_path):
@@ -172,7 +173,7 @@ def test_frame_descriptors_with_given_landmarks(hopper):
 
 
 def test_shipped_probe_on_heldout_utkface(shared_data):
-    from stitch.zoo_probe import describe_crops, read_images, split_faces, utkface_index
+    from stitch.zoo.probe import describe_crops, read_images, split_faces, utkface_index
 
     tar = shared_data / "faces" / "utkface.tar"
     probe = AttributeProbe.load()

@@ -8,12 +8,13 @@ import torch
 
 from stitch.edit import apply_edit, combined_direction
 from stitch.errors import StitchError
-from stitch.invert import crops_to_tensor, invert_crops, tensor_to_crops
+from stitch.invert import invert_crops
 from stitch.models import Generator, GeneratorConfig
 from stitch.models.native import load_bundle, save_bundle
 from stitch.packs import Pack, make_random_pack
-from stitch.pti import PTIConfig, edit_space, pti_tune, render
+from stitch.pti import PTIConfig, edit_space, pti_tune
 from stitch.stitching import StitchingConfig, masked_mse, stitch_frame
+from stitch.tensors import crops_to_tensor, render, tensor_to_crops
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,11 @@
-"""Edit-direction fitting for the demo pack (stitch.zoo_directions) on synthetic latents with planted attributes."""
+"""Edit-direction fitting for the demo pack (stitch.zoo.directions) on synthetic latents with planted attributes."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from stitch.edit import TYPICAL_FACTOR
-from stitch.zoo_directions import cosine, fit_directions, group_mean, project_out, ridge_normal
+from stitch.zoo.directions import cosine, fit_directions, group_mean, project_out, ridge_normal
 
 NUM_WS, W_DIM = 4, 16
 

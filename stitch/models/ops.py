@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 SQRT2 = math.sqrt(2.0)
+DEFAULT_TAPS = (1, 3, 3, 1)  # StyleGAN2's resample filter
 
 
 def setup_filter(taps: Sequence[float]) -> torch.Tensor:

@@ -2,7 +2,7 @@
 
 Parameter and buffer names equal NVIDIA StyleGAN2-ADA's ``G_ema`` state dict (``mapping.fc0.weight``,
 ``synthesis.b4.conv1.affine.weight``, ``synthesis.b8.torgb.bias``, ...), so official weights load by name;
-rosinality checkpoints are renamed onto the same layout by :mod:`stitch.models.checkpoints`.
+rosinality checkpoints are renamed onto the same layout by :mod:`stitch.models.rosinality`.
 One class serves the 1024 px FFHQ model and the small demo model through its constructor arguments.
 """
 

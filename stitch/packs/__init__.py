@@ -17,12 +17,12 @@ import torch
 import yaml
 from safetensors.torch import load_file, save_file
 
+from stitch.atomic import write_text
 from stitch.errors import StitchError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKS_DIR = REPO_ROOT / "resources" / "models"
 REQUIRED_FILES = ("generator", "encoder", "directions")
-OPTIONAL_FILES = ("bisenet", "lpips_backbone", "lpips_heads", "arcface")
 
 
 def sha256_of(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -83,9 +83,6 @@ class Pack:
     def encoder_input(self) -> int:
         return int(self.meta.get("encoder_input", 256))
 
-    def defaults(self, stage: str) -> dict:
-        return dict((self.meta.get("defaults") or {}).get(stage) or {})
-
     def has(self, key: str) -> bool:
         return bool(self.meta["files"].get(key))
 
@@ -108,16 +105,6 @@ class Pack:
             self._verified.add(key)
         return p
 
-    def check_all(self) -> list[str]:
-        """Verify every listed file; returns the optional ones that are absent (fallbacks in use)."""
-        absent = []
-        for key, entry in self.meta["files"].items():
-            if not entry:
-                absent.append(key)
-                continue
-            self.path(key)
-        return absent
-
     def generator(self, device: str | torch.device = "cpu"):
         from stitch.models.native import load_native
 
@@ -127,6 +114,14 @@ class Pack:
         from stitch.models.native import load_native
 
         return load_native(self.path("encoder"), device=device, kind="encoder")
+
+    def lpips(self, device: str | torch.device = "cpu"):
+        """LPIPS(alex) when the pack ships both its files, else None (callers fall back and say so)."""
+        if not (self.has("lpips_backbone") and self.has("lpips_heads")):
+            return None
+        from stitch.models.lpips import load_lpips
+
+        return load_lpips(self.path("lpips_backbone"), self.path("lpips_heads"), net="alex", device=device)
 
     @cached_property
     def directions(self) -> dict[str, torch.Tensor]:
@@ -148,9 +143,7 @@ def write_manifest(root: str | Path, meta: dict) -> Path:
         if entry:
             entry["sha256"] = sha256_of(root / entry["path"])
     out = root / "pack.yaml"
-    tmp = out.with_name(".pack.yaml.partial")
-    tmp.write_text(yaml.safe_dump(meta, sort_keys=False))
-    tmp.replace(out)
+    write_text(out, yaml.safe_dump(meta, sort_keys=False))
     return out
 
 

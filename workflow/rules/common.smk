@@ -10,6 +10,7 @@ import yaml
 from snakemake.utils import validate
 
 import stitch.settings as stitch_settings
+from stitch.edit_range import parse_range_column, split_edit
 from stitch.errors import StitchError
 from stitch.packs import resolve_pack_dir
 from stitch.settings import Setting
@@ -22,7 +23,7 @@ validate(config, schema="../schemas/config.schema.yaml")
 
 CONFIG_SCHEMA = yaml.safe_load((Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml").read_text())
 # samples.tsv columns that are neither settings (<stage>_<key>, stitch.settings) nor the base columns
-EXTRA_SAMPLE_COLUMNS = ()
+EXTRA_SAMPLE_COLUMNS = ("edit_range",)
 
 
 def load_samples(path):
@@ -44,6 +45,9 @@ validate(SAMPLES, schema="../schemas/samples.schema.yaml")
 RESULTS = config["results"]
 PACKS_DIR = Path(workflow.basedir) / "resources" / "models"
 BUILDABLE_PACKS = ("ffhq",)  # packs a rule of this workflow assembles (rule ffhq_pack)
+# The shipped attribute probe (input of the evaluation; fitted by rule zoo_probe, shipped by rule zoo_publish)
+PROBE = {"probe": str(Path(workflow.basedir, "resources", "probes", "attributes.safetensors")),
+         "probe_config": str(Path(workflow.basedir, "resources", "probes", "attributes.json"))}
 
 
 def sweep_name(edit, multiplier):
@@ -52,17 +56,44 @@ def sweep_name(edit, multiplier):
 
 
 def expand_edits():
-    """Named edits incl. strength sweeps (<edit>_x<multiplier>) -> {name: {direction: factor}}."""
-    edits = {k: dict(v) for k, v in config["edits"].items()}
+    """Named edits incl. strength sweeps (<edit>_x<multiplier>) -> ({name: {direction: factor}}, {name: time range
+    or None}); a sweep keeps its edit's time range (stitch.edit_range.split_edit: start/end/ramp are not factors)."""
+    edits, ranges = {}, {}
+    for name, spec in config["edits"].items():
+        edits[name], ranges[name] = split_edit(name, spec)
     for name, mults in config.get("sweeps", {}).items():
         if name not in config["edits"]:
             raise ValueError(f"sweeps.{name}: no edit named {name!r} in config edits")
         for m in mults:
-            edits[sweep_name(name, m)] = {d: f * m for d, f in config["edits"][name].items()}
-    return edits
+            edits[sweep_name(name, m)] = {d: f * m for d, f in edits[name].items()}
+            ranges[sweep_name(name, m)] = ranges[name]
+    return edits, ranges
 
 
-EDITS = expand_edits()
+EDITS, EDIT_RANGES = expand_edits()
+
+
+def sample_edit_ranges(video):
+    """The samples.tsv column edit_range of one video -> {edit: time range} (stitch.edit_range.parse_range_column)."""
+    text = SAMPLES.loc[video].get("edit_range") if "edit_range" in SAMPLES.columns else None
+    if not text:
+        return {}
+    where = f"{config['samples']}, sample {video!r}"
+    ranges = parse_range_column(text, where)
+    unknown = sorted(set(ranges) - set(config["edits"]))
+    if unknown:
+        raise StitchError(f"{where}: edit_range names {unknown}, not edits of config.yaml ({', '.join(config['edits'])})")
+    return ranges
+
+
+SAMPLE_EDIT_RANGES = {video: sample_edit_ranges(video) for video in SAMPLES.index}  # checked at parse time
+SWEPT_EDIT = {sweep_name(e, m): e for e, mults in config.get("sweeps", {}).items() for m in mults}  # sweep -> edit
+
+
+def edit_range(video, edit):
+    """An edit's time range on one video: the samples.tsv edit_range of the edit (or of the edit a sweep
+    scales) > the config's start/end/ramp; None = every frame."""
+    return SAMPLE_EDIT_RANGES[video].get(SWEPT_EDIT.get(edit, edit), EDIT_RANGES[edit])
 
 
 METHODS = ("e4e", "pti_frame", "no_stitch", "stit")
@@ -157,13 +188,27 @@ def R(*parts):
 
 
 def method_crops(wc):
-    """Face crops a method produced for one edit: stitching for STIT (its _recon is the PTI reconstruction,
-    shared with no_stitch); the baseline stage for the others."""
-    if wc.method == "stit" or (wc.method == "no_stitch" and wc.edit == "_recon"):
+    """Face crops a method produced for one edit: the recon stage for the _recon of stit and no_stitch (the PTI
+    reconstruction they share), stitching for STIT's edits, the baseline stage for the others."""
+    if wc.edit == "_recon" and wc.method in ("stit", "no_stitch"):
+        path = R("recon", "crops.npz")
+    elif wc.method == "stit":
         path = R("stitching", "{edit}.npz")
     else:
         path = R("baseline", "{method}", "{edit}.npz")
     return path.format(video=wc.video, method=wc.method, edit=wc.edit)
+
+
+def paste_inputs(wc):
+    """The paste rule's inputs; mode detail also needs the method's reconstruction crops (the edit's change is the
+    edited render minus them)."""
+    inputs = {"video": video_path(wc), "crops": method_crops(wc), "quads": R("align", "quads.npz").format(video=wc.video),
+              "masks": R("masks", "masks.npz").format(video=wc.video)}
+    if setting(wc.video, "paste", "mode") == "detail":
+        inputs["recon"] = method_crops(SimpleNamespace(video=wc.video, method=wc.method, edit="_recon"))
+    if wc.edit != "_recon":  # the edit's per-frame envelope: frames where it is 0 stay the source's
+        inputs["envelope"] = R("edit", "{edit}.json").format(video=wc.video, edit=wc.edit)
+    return inputs
 
 
 def baseline_inputs(wc):
@@ -186,7 +231,8 @@ def all_outputs():
             for method in config["methods"]:
                 out.append(f"{RESULTS}/{video}/encode/{method}/{edit}.mp4")
                 out.append(f"{RESULTS}/{video}/encode/{method}/side_by_side_{edit}.mp4")
-    return out + evaluation_outputs(config["methods"])  # metrics, figures, tables (evaluation.smk)
+    # metrics, figures, tables (evaluation.smk); review pages (review.smk)
+    return out + evaluation_outputs(config["methods"]) + review_outputs()
 
 
 # Evaluation (rules in evaluation.smk): the configured methods (target all) or all four (target paper).
@@ -322,4 +368,47 @@ def metrics_inputs(wc):
         "recon": recon,
         "quads": R("align", "quads.npz").format(video=wc.video),
         "pack": pack_files(wc),
+        "source_video": video_path(wc),  # seam / sharpness columns (stitch.seam)
+        "masks": R("masks", "masks.npz").format(video=wc.video),
     }
+
+
+# Review pages (rules in review.smk; stitch.review)
+
+
+def review_source(video):
+    """The original the page plays: the input itself when it lies inside the results folder, else its H.264
+    re-encode by rule review_source."""
+    path = Path(SAMPLES.loc[video, "path"])
+    if path.resolve().is_relative_to(Path(RESULTS).resolve()):
+        return str(path)
+    return R("review", "source.mp4").format(video=video)
+
+
+def review_layout(wc):
+    """stitch.review's layout of one video: the configured methods' edits, sweeps and their files."""
+    methods = list(config["methods"])
+    names = ["_recon", *EDITS]
+    per = lambda f: {m: {e: f(m, e) for e in names} for m in methods}
+    return {
+        "methods": methods,
+        "edits": ["_recon", *BASE_EDITS],
+        "sweeps": {e: sorted([[0.0, "_recon"], *([m, n] for m, n in rows)]) for e, rows in SWEEPS.items()},
+        "videos": per(lambda m, e: encoded_path(wc.video, m, e)),
+        "side_by_side": {m: {e: str(Path(RESULTS, wc.video, "encode", m, f"side_by_side_{e}.mp4")) for e in EDITS}
+                         for m in methods},
+        "metrics": per(lambda m, e: metric_path(wc.video, m, e, "csv")),
+        "index": f"{RESULTS}/review.html",
+    }
+
+
+def review_inputs(wc):
+    layout = review_layout(wc)
+    files = lambda key: [p for per in layout[key].values() for p in per.values()]
+    return {"source": review_source(wc.video), "info": R("frames", "info.json").format(video=wc.video),
+            "videos": files("videos"), "side_by_side": files("side_by_side"), "metrics": files("metrics")}
+
+
+def review_outputs():
+    """The default target's review pages: one per video and the index."""
+    return [f"{RESULTS}/{video}/review.html" for video in SAMPLES.index] + [f"{RESULTS}/review.html"]

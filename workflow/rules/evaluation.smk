@@ -11,6 +11,7 @@ rule metrics_source:
     input:
         video=video_path,
         pack=pack_files,
+        **PROBE,
     output:
         source=R("metrics", "source.npz"),
     log:
@@ -30,9 +31,11 @@ rule metrics_source:
 
 
 rule metrics:
-    """TL-ID/TG-ID, identity distance, probe deltas per frame + the method's reconstruction PSNR/SSIM(/LPIPS)."""
+    """TL-ID/TG-ID, identity distance, probe deltas, seam error and sharpness per frame + the method's
+    reconstruction PSNR/SSIM(/LPIPS)."""
     input:
         unpack(metrics_inputs),
+        **PROBE,
     output:
         frames=R("metrics", "{method}", "{edit}.csv"),
         summary=R("metrics", "{method}", "{edit}.json"),
@@ -42,6 +45,7 @@ rule metrics:
         R("benchmarks", "metrics_{method}_{edit}.tsv")
     params:
         pack=lambda wc: pack_dir(wc.video),
+        feather=lambda wc: setting(wc.video, "paste", "feather"),
     threads: 1
     resources:
         mem_mb=4000,

@@ -51,11 +51,15 @@ rule pti:
 
 
 rule edit:
+    """Edited latents; an edit with a time range (start/end/ramp) is scaled per frame by its envelope, written to
+    edit/{edit}.json (0 = frame left as the source by paste and stitching)."""
     input:
         pivots=R("invert", "pivots.npy"),
+        info=R("frames", "info.json"),
         pack=pack_files,
     output:
         latents=R("edit", "{edit}.npy"),
+        envelope=R("edit", "{edit}.json"),
     log:
         R("logs", "edit_{edit}.log"),
     benchmark:
@@ -63,6 +67,7 @@ rule edit:
     params:
         pack=lambda wc: pack_dir(wc.video),
         factors=lambda wc: EDITS[wc.edit],
+        time_range=lambda wc: edit_range(wc.video, wc.edit),
     threads: 1
     resources:
         mem_mb=1000,

@@ -1,14 +1,12 @@
-# Edit side: per-frame stitching tuning (rule `stitching`: the package is named `stitch`), paste back.
-# The PTI reconstruction goes through `paste` as the pseudo-edit `_recon` (rule recon, not stitching).
-
-
-ruleorder: recon > stitching
+# Edit side: per-frame stitching tuning (rule `stitching`: the package is named `stitch`), the PTI reconstruction
+# (rule `recon`; paste and encode take it as the pseudo-edit `_recon` of stit and no_stitch), paste back.
 
 
 rule stitching:
     input:
         generators=R("pti", "generators.safetensors"),
         latents=R("edit", "{edit}.npy"),
+        envelope=R("edit", "{edit}.json"),
         crops=R("crop", "crops.npz"),
         masks=R("masks", "masks.npz"),
     output:
@@ -37,7 +35,7 @@ rule recon:
         pivots=R("invert", "pivots.npy"),
         crops=R("crop", "crops.npz"),
     output:
-        crops=R("stitching", "_recon.npz"),
+        crops=R("recon", "crops.npz"),
     log:
         R("logs", "recon.log"),
     benchmark:
@@ -54,12 +52,10 @@ rule recon:
 
 
 rule paste:
-    """Inverse-warp every method's face crops into the original frames (identically for all methods)."""
+    """Inverse-warp every method's face crops into the original frames (identically for all methods); paste.mode
+    detail pastes the edit's change (crops minus the method's _recon crops) onto the source instead."""
     input:
-        video=video_path,
-        crops=method_crops,
-        quads=R("align", "quads.npz"),
-        masks=R("masks", "masks.npz"),
+        unpack(paste_inputs),
     output:
         frames=temp(R("paste", "{method}", "{edit}.npy")),
     log:
@@ -68,6 +64,7 @@ rule paste:
         R("benchmarks", "paste_{method}_{edit}.tsv")
     params:
         feather=lambda wc: setting(wc.video, "paste", "feather"),
+        mode=lambda wc: setting(wc.video, "paste", "mode"),
     threads: 1
     resources:
         mem_mb=6000,

@@ -1,36 +1,40 @@
-# The demo model pack, trained by the project itself on UTKFace (target: demo_pack). Rerun with
-#   snakemake --cores 2 demo_pack
+# The demo model pack and the attribute probe, trained by the project itself on UTKFace. Build and ship both with
+#   snakemake --cores 2 zoo_publish
+# (zoo_data -> zoo_train -> zoo_adversarial -> zoo_directions -> demo_pack, and zoo_probe; then zoo_publish).
+# Everything is built under {zoo.work} (results/zoo/<stage>/); only zoo_publish writes to resources/, and its declared
+# output is a receipt under {zoo.work}, so the pipeline's rules read the shipped files and never schedule training.
+# Rule zoo_<stage> -> scripts/zoo_<stage>.py -> stitch/zoo/<stage>.py -> {zoo.work}/<stage>/, settings from config
+# zoo.<stage> (demo_pack -> scripts/demo_pack.py -> stitch/packs/demo.py -> {zoo.work}/pack/).
 # Training is resumable: both phases checkpoint every few minutes into {zoo.work}/{train,adversarial}/ckpt.pt.
 
-ZOO = config.get("zoo", {})
-ZOO_WORK = ZOO.get("work", "results/zoo")
+ZOO = config["zoo"]
+ZOO_WORK = ZOO["work"]
 
 
 rule zoo_data:
+    """UTKFace aligned like the pipeline aligns frames, with a fixed held-out split."""
     input:
-        tar=ZOO.get("utkface_tar", "../shared/data/faces/utkface.tar"),
+        tar=ZOO["utkface_tar"],
     output:
-        data=f"{ZOO_WORK}/utkface_{ZOO.get('size', 64)}.npz",
+        data=f"{ZOO_WORK}/data/utkface.npz",
     log:
         f"{ZOO_WORK}/logs/zoo_data.log",
     benchmark:
         f"{ZOO_WORK}/benchmarks/zoo_data.tsv"
     params:
-        size=ZOO.get("size", 64),
-        align_scale=ZOO.get("align_scale", 0.6),
+        settings=ZOO.get("data", {}),
     threads: 2
     resources:
         mem_mb=4000,
         runtime=30,
     conda:
         "../../envs/stitch.yaml"
-    shell:
-        f"python {workflow.basedir}/scripts/zoo_data.py"
-        " {input.tar} {output.data} --size {params.size}"
-        " --align-scale {params.align_scale} --workers {threads} > {log} 2>&1"
+    script:
+        "../../scripts/zoo_data.py"
 
 
 rule zoo_train:
+    """Generator + encoder trained jointly as an encoder-decoder (resumable)."""
     input:
         data=rules.zoo_data.output.data,
     output:
@@ -43,18 +47,15 @@ rule zoo_train:
         f"{ZOO_WORK}/benchmarks/zoo_train.tsv"
     params:
         work=lambda wc, output: str(Path(output.generator).parents[1]),
-        steps=ZOO.get("steps", 5000),
-        batch=ZOO.get("batch", 32),
+        settings=ZOO.get("train", {}),
     threads: 2
     resources:
         mem_mb=8000,
         runtime=180,
     conda:
         "../../envs/stitch.yaml"
-    shell:
-        f"python {workflow.basedir}/scripts/zoo_train.py"
-        " {input.data} {params.work} --steps {params.steps}"
-        " --batch {params.batch} --threads {threads} > {log} 2>&1"
+    script:
+        "../../scripts/zoo_train.py"
 
 
 rule zoo_adversarial:
@@ -73,22 +74,19 @@ rule zoo_adversarial:
         f"{ZOO_WORK}/benchmarks/zoo_adversarial.tsv"
     params:
         work=lambda wc, output: str(Path(output.generator).parents[1]),
-        steps=ZOO.get("adversarial_steps", 2400),
-        batch=ZOO.get("adversarial_batch", 16),
-        adv_weight=ZOO.get("adversarial_weight", 0.1),
+        settings=ZOO.get("adversarial", {}),
     threads: 2
     resources:
         mem_mb=8000,
         runtime=120,
     conda:
         "../../envs/stitch.yaml"
-    shell:
-        f"python {workflow.basedir}/scripts/zoo_adversarial.py"
-        " {input.data} {input.generator} {input.encoder} {params.work} --steps {params.steps}"
-        " --batch {params.batch} --adv-weight {params.adv_weight} --threads {threads} > {log} 2>&1"
+    script:
+        "../../scripts/zoo_adversarial.py"
 
 
 rule zoo_directions:
+    """Age / gender / smile directions fitted on the encoded training faces."""
     input:
         data=rules.zoo_data.output.data,
         encoder=rules.zoo_adversarial.output.encoder,
@@ -110,7 +108,7 @@ rule zoo_directions:
 
 
 rule demo_pack:
-    """Assemble resources/models/demo: weights, directions, manifest with sha256 and provenance."""
+    """Assemble the demo pack folder: weights, directions, manifest with sha256 and provenance."""
     input:
         generator=rules.zoo_adversarial.output.generator,
         encoder=rules.zoo_adversarial.output.encoder,
@@ -118,14 +116,18 @@ rule demo_pack:
         adversarial_metrics=rules.zoo_adversarial.output.metrics,
         directions=rules.zoo_directions.output.directions,
         direction_stats=rules.zoo_directions.output.stats,
+        data=rules.zoo_data.output.data,
     output:
-        manifest="resources/models/demo/pack.yaml",
+        manifest=f"{ZOO_WORK}/pack/pack.yaml",
+        generator=f"{ZOO_WORK}/pack/generator.safetensors",
+        generator_config=f"{ZOO_WORK}/pack/generator.json",
+        encoder=f"{ZOO_WORK}/pack/encoder.safetensors",
+        encoder_config=f"{ZOO_WORK}/pack/encoder.json",
+        directions=f"{ZOO_WORK}/pack/directions.safetensors",
     log:
         f"{ZOO_WORK}/logs/demo_pack.log",
     benchmark:
         f"{ZOO_WORK}/benchmarks/demo_pack.tsv"
-    params:
-        align_scale=ZOO.get("align_scale", 0.6),
     threads: 1
     resources:
         mem_mb=1000,
@@ -138,9 +140,9 @@ rule demo_pack:
 
 rule zoo_probe:
     """Attribute probe (ridge age, logistic gender on dlib descriptors) that measures edit strength without the
-    generator. Shipped copy: resources/probes/attributes.{safetensors,json} (copy the outputs there)."""
+    generator."""
     input:
-        tar=ZOO.get("utkface_tar", "../shared/data/faces/utkface.tar"),
+        tar=ZOO["utkface_tar"],
     output:
         weights=f"{ZOO_WORK}/probe/attributes.safetensors",
         config=f"{ZOO_WORK}/probe/attributes.json",
@@ -149,8 +151,7 @@ rule zoo_probe:
     benchmark:
         f"{ZOO_WORK}/benchmarks/zoo_probe.tsv"
     params:
-        n_faces=ZOO.get("probe_faces", 3000),
-        seed=0,
+        settings=ZOO.get("probe", {}),
         cache=f"{ZOO_WORK}/probe/descriptors.npz",  # not an output: Snakemake keeps it, so refits are cheap
     threads: 1
     resources:
@@ -158,7 +159,30 @@ rule zoo_probe:
         runtime=20,
     conda:
         "../../envs/stitch.yaml"
-    shell:
-        f"python {workflow.basedir}/scripts/zoo_probe.py"
-        " {input.tar} {output.weights} --n-faces {params.n_faces}"
-        " --seed {params.seed} --cache {params.cache} > {log} 2>&1"
+    script:
+        "../../scripts/zoo_probe.py"
+
+
+rule zoo_publish:
+    """Ship the demo pack to resources/models/demo/ and the probe to resources/probes/ (identical files are left
+    untouched); the output is a receipt, so the pipeline depends on the shipped files, not on this rule."""
+    input:
+        pack=rules.demo_pack.output,
+        probe=rules.zoo_probe.output,
+    output:
+        receipt=f"{ZOO_WORK}/publish/receipt.json",
+    log:
+        f"{ZOO_WORK}/logs/zoo_publish.log",
+    benchmark:
+        f"{ZOO_WORK}/benchmarks/zoo_publish.tsv"
+    params:
+        pack=str(PACKS_DIR / "demo"),
+        probe=str(Path(PROBE["probe"]).parent),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        "../../envs/stitch.yaml"
+    script:
+        "../../scripts/zoo_publish.py"

@@ -1,6 +1,6 @@
 """Demo-pack adversarial phase: fine-tune the trained encoder-decoder against a discriminator.
 
-Why: the reconstruction-only phase (``stitch.zoo_train``) regresses every face towards the blurry mean. A
+Why: the reconstruction-only phase (``stitch.zoo.train``) regresses every face towards the blurry mean. A
 generator-independent probe reads its reconstructions of held-out faces ~13 years younger than the sources,
 the age edit has no wrinkles to draw, and PTI must carry age in its weights. This phase keeps the
 reconstruction loss and adds a non-saturating GAN loss (StyleGAN2's, with lazy R1) on
@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from stitch.models.native import load_native
-from stitch.zoo_train import (
+from stitch.zoo.train import (
     ReconRunConfig,
     evaluate,
     finish,
@@ -104,13 +104,13 @@ class Discriminator(nn.Module):
 
 @dataclass
 class AdversarialConfig(ReconRunConfig):
-    """Hyperparameters of the adversarial phase.
+    """Rule ``zoo_adversarial`` (config ``zoo.adversarial``): hyperparameters of the adversarial phase.
 
     adv_weight: weight of the generator's GAN loss next to the L1 + MSE reconstruction (weights as zoo_train).
     mix_share: fraction of each batch also rendered from codes interpolated between two encoded faces, with
     ``alpha ~ U(-mix_extra, 1 + mix_extra)`` (a little extrapolation, as edits go past the encoded codes).
     r1_gamma / r1_every: lazy R1 penalty on real images. Adam betas (0, 0.99) as StyleGAN2. Reconstruction
-    weights, checkpoint interval and threads: :class:`stitch.zoo_train.ReconRunConfig`.
+    weights, checkpoint interval and threads: :class:`stitch.zoo.train.ReconRunConfig`.
     """
 
     steps: int = 2400

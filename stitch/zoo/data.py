@@ -11,6 +11,7 @@ import io
 import logging
 import re
 import tarfile
+from dataclasses import dataclass
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -19,11 +20,25 @@ from PIL import Image
 from tqdm import tqdm
 
 from stitch.align import ffhq_quad
+from stitch.atomic import save_npz
 from stitch.crop import crop_face
 from stitch.errors import StitchError
 from stitch.landmarks import FaceLandmarker
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class DataConfig:
+    """Rule ``zoo_data`` (config ``zoo.data``): crop size (px), FFHQ quad scale (the pack's ``align_scale``, as the
+    pipeline aligns frames with it), held-out faces and the seed that picks them."""
+
+    size: int = 64
+    align_scale: float = 0.6
+    holdout: int = 300
+    seed: int = 0
+
+
 NAME_RE = re.compile(r"(?:.*/)?(\d+)_(\d)_(?:(\d)_)?\d+.*\.jpg.*$")
 
 
@@ -55,16 +70,14 @@ def _process(item: tuple[str, bytes]):
 
 
 def build_dataset(
-    tar_path: str | Path,
-    out_path: str | Path,
-    size: int = 64,
-    align_scale: float = 0.6,
-    holdout: int = 300,
-    seed: int = 0,
-    workers: int = 2,
+    tar_path: str | Path, out_path: str | Path, cfg: DataConfig | None = None, workers: int = 2,
     limit: int | None = None,
 ) -> dict:
-    """Align every UTKFace image and write ``out_path`` (.npz). Returns summary counts."""
+    """Align every UTKFace image and write ``out_path`` (.npz). Returns summary counts.
+
+    ``cfg`` defaults to :class:`DataConfig`; ``limit``: only the first ``limit`` images (by name), for quick checks.
+    """
+    cfg = cfg or DataConfig()
     tar_path = Path(tar_path)
     if not tar_path.is_file():
         raise StitchError(f"{tar_path}: UTKFace tar not found (set zoo.utkface_tar in config/config.yaml)")
@@ -77,7 +90,7 @@ def build_dataset(
     if limit:
         items = items[:limit]
     crops, lms, labels, names = [], [], [], []
-    with Pool(workers, initializer=_init_worker, initargs=(size, align_scale)) as pool:
+    with Pool(workers, initializer=_init_worker, initargs=(cfg.size, cfg.align_scale)) as pool:
         for name, crop, lm in tqdm(pool.imap(_process, items, chunksize=16), total=len(items), desc="align UTKFace"):
             if crop is None:
                 continue
@@ -86,18 +99,14 @@ def build_dataset(
             labels.append(parse_name(name))
             names.append(Path(name).name)
     n = len(crops)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(cfg.seed)
     is_holdout = np.zeros(n, dtype=bool)
-    is_holdout[rng.choice(n, size=min(holdout, n // 5), replace=False)] = True
+    is_holdout[rng.choice(n, size=min(cfg.holdout, n // 5), replace=False)] = True
     lab = np.asarray(labels, dtype=np.int32)
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(out_path.stem + ".tmp.npz")
-    np.savez(
-        tmp, crops=np.stack(crops), landmarks=np.stack(lms), age=lab[:, 0], gender=lab[:, 1], race=lab[:, 2],
-        names=np.asarray(names), holdout=is_holdout, size=size, align_scale=align_scale,
+    save_npz(
+        out_path, crops=np.stack(crops), landmarks=np.stack(lms), age=lab[:, 0], gender=lab[:, 1], race=lab[:, 2],
+        names=np.asarray(names), holdout=is_holdout, size=cfg.size, align_scale=cfg.align_scale,
     )
-    tmp.replace(out_path)
     summary = {"images": len(items), "aligned": n, "no_face": len(items) - n, "holdout": int(is_holdout.sum())}
     log.info("UTKFace aligned: %s", summary)
     return summary

@@ -25,17 +25,17 @@ one class mean lies from the other, along the fitted normal.
 
 from __future__ import annotations
 
-import json
 import logging
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from stitch.atomic import write_json
 from stitch.edit import TYPICAL_FACTOR
 from stitch.invert import invert_crops
 from stitch.models.e4e import Encoder4Editing
-from stitch.probes import fit_ridge, smile_or_nan
+from stitch.probes import smile_or_nan
+from stitch.zoo.linear import fit_ridge
 
 log = logging.getLogger(__name__)
 RIDGE_L2 = 1.0  # x n x mean per-coordinate variance of the codes (chosen on held-out faces: 0.01-100 tried)
@@ -66,7 +66,7 @@ def project_out(d: np.ndarray, others: list[np.ndarray]) -> np.ndarray:
 def ridge_normal(codes: np.ndarray, target: np.ndarray, l2: float = RIDGE_L2) -> np.ndarray:
     """Unit normal (num_ws, w_dim) of the ridge regression ``target ~ <n, w> + b`` on the flattened codes.
 
-    :func:`stitch.probes.fit_ridge` with the penalty ``l2 * n * mean(var(codes))``, so ``l2`` does not depend on the
+    :func:`stitch.zoo.linear.fit_ridge` with the penalty ``l2 * n * mean(var(codes))``, so ``l2`` does not depend on the
     data's size or scale.
     """
     assert codes.ndim == 3 and len(codes) == len(target), f"codes {codes.shape} vs target {np.shape(target)}"
@@ -142,6 +142,6 @@ def run(data_npz, encoder_path, out_directions, out_stats, device="cpu") -> dict
     smile = np.array([smile_or_nan(lm) for lm in data["landmarks"][train]])
     dirs, stats = fit_directions(codes, data["age"][train], data["gender"][train], smile)
     save_directions(out_directions, dirs)
-    Path(out_stats).write_text(json.dumps(stats, indent=2))
+    write_json(out_stats, stats)
     log.info("directions fitted: %s", stats)
     return stats

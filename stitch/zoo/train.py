@@ -4,7 +4,7 @@ Why an encoder-decoder and not a GAN from scratch: the whole pack must train in 
 measured experiment here (DESIGN.md) got 24 dB held-out PSNR in 40 min with L1 + MSE reconstruction, and
 identity comes from PTI per video anyway; a GAN would not converge in that budget. The generator keeps
 StyleGAN2's architecture (modulated convs, noise, ToRGB skips), so PTI, editing and stitching work unchanged.
-A shorter adversarial phase (``stitch.zoo_adversarial``) then fine-tunes the result against a discriminator.
+A shorter adversarial phase (``stitch.zoo.adversarial``) then fine-tunes the result against a discriminator.
 
 Resumable: a checkpoint (models, optimiser, step, RNG) is written atomically every ``ckpt_minutes``;
 rerunning the same command continues from it. The learning-rate schedule depends on the step only, so a
@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from stitch.atomic import atomic_path, write_json
 from stitch.models import Encoder4Editing, EncoderConfig, Generator, GeneratorConfig
 from stitch.models.native import save_model
 
@@ -52,7 +52,10 @@ class ReconRunConfig:
 
 @dataclass
 class TrainConfig(ReconRunConfig):
-    steps: int = 12000
+    """Rule ``zoo_train`` (config ``zoo.train``): steps and batch size, Adam's learning rate (cosine schedule down to
+    ``lr_final_frac`` of it), seed, held-out evaluation interval and the demo pack's architecture."""
+
+    steps: int = 5000
     batch: int = 32
     lr: float = 1e-3
     lr_final_frac: float = 0.05
@@ -179,9 +182,8 @@ def finish(save_ckpt, G: Generator, E: Encoder4Editing, train_x: torch.Tensor, h
 
 def save_checkpoint(path: Path, state: dict) -> None:
     """Write a training checkpoint atomically (a crash mid-write leaves the previous one)."""
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def save_final(G: Generator, E: Encoder4Editing, train_x: torch.Tensor, final: Path, extra: dict, metrics: dict) -> None:
@@ -195,4 +197,4 @@ def save_final(G: Generator, E: Encoder4Editing, train_x: torch.Tensor, final: P
     G.mapping.w_avg.copy_(codes.mean(dim=(0, 1)))
     save_model(G, final / "generator.safetensors", extra=extra)
     save_model(E, final / "encoder.safetensors", extra=extra)
-    (final / "train_metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_json(final / "train_metrics.json", metrics)

@@ -1,14 +1,14 @@
 # The official model pack (ffhq): fetch where a network exists, else say where each file goes; convert once.
 
 
-rule models:
+rule ffhq_pack:
     """Build resources/models/ffhq from the official STIT files (see README, 'Using the official weights')."""
     output:
         manifest="resources/models/ffhq/pack.yaml",
     log:
-        "resources/models/ffhq/models.log",
+        "resources/models/ffhq/ffhq_pack.log",
     benchmark:
-        "resources/models/ffhq/models.benchmark.tsv"
+        "resources/models/ffhq/ffhq_pack.benchmark.tsv"
     params:
         download=True,
     threads: 1
@@ -18,4 +18,4 @@ rule models:
     conda:
         "../../envs/stitch.yaml"
     script:
-        "../../scripts/models.py"
+        "../../scripts/ffhq_pack.py"

@@ -1,0 +1,19 @@
+"""Stage ``recon``: the PTI reconstruction, every valid face rendered by its tuned generator at its pivots (no
+edit, no stitching). Paste and encode treat it as the pseudo-edit ``_recon`` of the methods that use the joint
+PTI generators (``stit``, ``no_stitch``); the metrics compare it with the aligned crops."""
+
+from __future__ import annotations
+
+from stitch.stagefiles import Crops, FaceCrops, Latents
+from stitch.tensors import render_tracks
+
+
+def run(generators, pivots_npy, crops_npz, out_npz, device="cpu") -> None:
+    """PTI reconstructions (F, T, R, R, 3) of every valid face crop."""
+    from stitch.models.native import load_bundle
+
+    gens = load_bundle(generators, device)
+    data = Crops.load(crops_npz)
+    pivots = Latents.load(pivots_npy).latents
+    out = render_tracks(lambda f: gens[f"face{f}"], pivots, data.valid, data.crops.shape[-2], device)
+    FaceCrops(out, data.valid, {}).save(out_npz)
