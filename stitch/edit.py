@@ -53,7 +53,8 @@ def apply_edit(pivots: np.ndarray, directions: Mapping[str, torch.Tensor], facto
 def run(pivots_npy, pack_dir, factors: dict, out_npy, info_json, time_range: dict | None = None,
         envelope_json=None, name: str = "edit") -> None:
     """Stage ``edit``: edited latents (same shape as the pivots) for one named edit and (``envelope_json``) its
-    per-frame envelope; ``time_range``: the normalised range (:func:`stitch.edit_range.check_range`) or None (every frame)."""
+    per-frame envelope; ``time_range``: the normalised range (:func:`stitch.edit_range.check_range`) or None
+    (every frame)."""
     import logging
 
     from stitch.atomic import write_json

@@ -25,18 +25,18 @@ RANGE_KEYS = ("start", "end", "ramp")
 
 def parse_time(value, what: str) -> float | str:
     """A range bound: seconds >= 0 (a number, or its text) -> float, or ``frame:N`` -> the string ``frame:N``."""
+    number = value
     if isinstance(value, str):
-        text = value.strip()
-        m = re.fullmatch(r"frame:\s*(\d+)", text)
+        m = re.fullmatch(r"frame:\s*(\d+)", value.strip())
         if m:
             return f"frame:{int(m[1])}"
         try:
-            value = float(text)
+            number = float(value)
         except ValueError:
-            value = None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            number = None
+    if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number) or number < 0:
         raise StitchError(f"{what} = {value!r}: give seconds (a number >= 0) or 'frame:N'")
-    return float(value)
+    return float(number)
 
 
 def check_range(spec: Mapping, what: str) -> dict:
@@ -112,7 +112,8 @@ def range_seconds(rng: Mapping, num_frames: int, fps: float, what: str) -> tuple
     start, end = seconds(rng.get("start"), 0.0), seconds(rng.get("end"), duration)
     ramp = float(rng.get("ramp") or 0.0)
     if end < start:
-        raise StitchError(f"{what}: end {rng.get('end')} ({end:.3f} s) is before start {rng.get('start')} ({start:.3f} s)")
+        raise StitchError(f"{what}: end {rng.get('end')} ({end:.3f} s) is before start {rng.get('start')} "
+                          f"({start:.3f} s)")
     if 2 * ramp > end - start:
         raise StitchError(f"{what}: two ramps of {ramp:g} s do not fit in {start:.3f}-{end:.3f} s; shorten the ramp")
     return start, end, ramp

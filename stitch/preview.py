@@ -91,7 +91,8 @@ def render_faces(pack, crops: np.ndarray, valid: np.ndarray, edits: dict, device
     pivots = np.zeros(valid.shape + (enc.cfg.num_ws, enc.cfg.w_dim), np.float32)
     for f in range(valid.shape[0]):
         pivots[f, valid[f]] = invert_crops(enc, crops[f][valid[f]], device=device, progress=False)
-    latents = {"_recon": pivots, **{name: apply_edit(pivots, pack.directions, factors) for name, factors in edits.items()}}
+    latents = {"_recon": pivots}
+    latents.update({name: apply_edit(pivots, pack.directions, factors) for name, factors in edits.items()})
     return {name: render_tracks(lambda f: G, w, valid, pack.resolution, device) for name, w in latents.items()}
 
 

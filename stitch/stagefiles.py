@@ -1,8 +1,9 @@
 """Typed read/write of the files the stages hand each other: one small dataclass per file.
 
 Each class declares its arrays in ``SPEC``: key -> :class:`Array` (dtype + axes). Axes are named (``track``,
-``face``, ``frame``, ``size``, ``ws``, ``w_dim``) or fixed sizes; a named axis must have the same length in every
-array of the file, so e.g. ``valid`` and ``crops`` agree on (face, frame). The frame axis is always ``frame``.
+``face``, ``frame``, ``size``, ``res``, ``ws``, ``w_dim``) or fixed sizes; a named axis must have the same length
+in every array of the file, so e.g. ``valid`` and ``crops`` agree on (face, frame). The frame axis is always
+``frame``.
 ``save`` checks the arrays and writes them atomically (``stitch.atomic``) with the same keys, order and dtypes
 as the stages always wrote; ``load`` checks them at the boundary and raises a one-line
 :class:`~stitch.errors.StitchError` naming the file on a missing key or a wrong dtype/shape.
@@ -56,7 +57,8 @@ class Array:
         return f"{name} ({axes})"
 
 
-def check_arrays(where, arrays: Mapping[str, np.ndarray], spec: Mapping[str, Array], error=StitchError) -> dict[str, int]:
+def check_arrays(where, arrays: Mapping[str, np.ndarray], spec: Mapping[str, Array],
+                 error=StitchError) -> dict[str, int]:
     """Check ``arrays`` against ``spec``; returns the named axis sizes. ``error`` is raised (one line naming
     ``where``) on a missing key, a wrong dtype or a shape that does not fit the axes."""
     sizes: dict[str, int] = {}
@@ -259,8 +261,3 @@ class Latents:
         check_arrays(path, {"latents": latents}, cls.SPEC)
         return cls(latents)
 
-
-def check_same_faces(a_path, a_valid: np.ndarray, b_path, b_valid: np.ndarray) -> None:
-    """Two stage files of one video must describe the same faces on the same frames."""
-    if a_valid.shape != b_valid.shape or not np.array_equal(a_valid, b_valid):
-        raise StitchError(f"{a_path}: valid faces {a_valid.shape} differ from {b_path} {b_valid.shape}; rerun both")

@@ -26,7 +26,8 @@ def tensor_to_crops(images: torch.Tensor) -> np.ndarray:
 
 
 @torch.no_grad()
-def render(G: Generator, ws: np.ndarray | torch.Tensor, batch: int = 16, device: str | torch.device = "cpu") -> torch.Tensor:
+def render(G: Generator, ws: np.ndarray | torch.Tensor, batch: int = 16,
+           device: str | torch.device = "cpu") -> torch.Tensor:
     """G.synthesis over (N, num_ws, w_dim) latents in batches -> (N, 3, R, R) on CPU."""
     ws = torch.as_tensor(ws, dtype=torch.float32)
     outs = [G.synthesis(w.to(device), noise_mode="const").cpu() for w in ws.split(batch)]

@@ -2,11 +2,12 @@
 
 Checks what users rely on: same frame count / fps / audio, untouched pixels outside the pasted face, only the
 right stages rerun after a config change, resume after a hard kill, lint, config validation and a video with no
-face failing with one clear line.
+face failing with one clear line, and the review pages (rule review; they play in headless Chromium).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -17,6 +18,7 @@ from fractions import Fraction
 
 import cv2
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -112,18 +114,21 @@ def test_edit_change_reruns_only_that_edit(done, tmp_path):
     edit_config(wd, lambda c: c["edits"].update(older={"age": 5}))
     jobs = planned_jobs(wd)
     rules = sorted(r for r, _ in jobs if r != "all")
-    # the edit's own stages and its metrics; figures and tables gather every edit of the video
-    assert rules == ["edit", "encode", "figures", "metrics", "paste", "stitching", "tables"], jobs
-    assert all(wc.get("edit") == "older" for r, wc in jobs if r not in ("all", "figures", "tables")), jobs
+    # the edit's own stages and its metrics; figures, tables and the review pages gather every edit of the video
+    assert rules == ["edit", "encode", "figures", "metrics", "paste", "review", "review_index", "stitching",
+                     "tables"], jobs
+    gathering = ("all", "figures", "tables", "review", "review_index")
+    assert all(wc.get("edit") == "older" for r, wc in jobs if r not in gathering), jobs
 
 
 def test_pti_change_reruns_pti_and_descendants(done, tmp_path):
     wd = copy_workdir(done, tmp_path / "wd")
     edit_config(wd, lambda c: c["pti"].update(epochs=3))
     rules = {r for r, _ in planned_jobs(wd)}
-    # the source-side metrics (metrics_source) do not depend on PTI and are not recomputed
-    assert rules == {"pti", "recon", "stitching", "paste", "encode", "encode_recon", "metrics", "figures", "tables",
-                     "all"}, rules
+    # the source-side metrics (metrics_source) and the review page's source video do not depend on PTI;
+    # settings.yaml records the new value
+    assert rules == {"settings", "pti", "recon", "stitching", "paste", "encode", "encode_recon", "metrics", "figures",
+                     "tables", "review", "review_index", "all"}, rules
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "crash"])
@@ -195,3 +200,46 @@ def test_logs_show_progress(done):
                        ("stitching_older.log", "stitching")]:
         text = (logs / name).read_text()
         assert re.search(rf"stitch.progress: {desc}: (\d+)/\1 \(100\.0%\) [\d.]+ it/s, elapsed", text), (name, text[-800:])
+
+
+def test_review_pages(done):
+    """Rule review: the page links the run's own files (the source re-encoded by review_source: the input lies
+    outside results/), embeds every edit's metrics, and the index links the page."""
+    from stitch.video import probe
+
+    res = done / "results"
+    page = res / "clip" / "review.html"
+    text = page.read_text()
+    data = json.loads(re.search(r'id="review-data">(.*?)</script>', text, re.S).group(1))
+    assert data["source"] == "review/source.mp4" and data["num_frames"] == CLIP_FRAMES
+    src, inp = probe(res / "clip" / "review" / "source.mp4"), probe(done / "inputs" / "clip.mp4")
+    assert (src.num_frames, src.fps, src.has_audio) == (inp.num_frames, inp.fps, True)
+    assert set(data["clips"]["stit"]) == {"_recon", "older", "smile"} and data["edits"] == ["_recon", "older", "smile"]
+    links = [data["source"], *(c[k] for c in data["clips"]["stit"].values() for k in ("video", "side_by_side") if c[k])]
+    assert all((page.parent / link).is_file() for link in links), links
+    older = pd.read_csv(res / "clip" / "metrics" / "stit" / "older.csv")
+    curves = data["clips"]["stit"]["older"]["curves"]
+    assert np.allclose(np.array(curves["age_edit"], float), older["age_edit"], rtol=1e-4, equal_nan=True)
+    assert {p["key"] for p in data["panels"]} >= {"identity", "age", "p_male", "smile", "seam_mse"}
+    assert "clip/review.html" in (res / "review.html").read_text()
+
+
+def test_review_page_plays_real_encodes(done):
+    """The run's page in headless Chromium: the H.264 + AAC files of rule encode play, with no console error."""
+    import browser
+
+    browser.require_chromium()
+    d = browser.start_driver()
+    try:
+        d.get((done / "results" / "clip" / "review.html").as_uri())
+        ready = "return Array.from(document.querySelectorAll('video.sync'))"
+        browser.wait_for(d, ready + ".every(v => v.readyState >= 2)", "all videos loaded")
+        d.find_element("id", "play").click()
+        browser.wait_for(d, ready + ".every(v => v.currentTime > 0.5)", "every video playing past 0.5 s")
+        d.find_element("id", "play").click()
+        assert browser.console_errors(d) == []
+        shot = REPO / "results" / "test_artifacts" / "review_workflow.png"
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        d.save_screenshot(str(shot))
+    finally:
+        browser.stop_driver(d)

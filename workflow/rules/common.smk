@@ -82,7 +82,8 @@ def sample_edit_ranges(video):
     ranges = parse_range_column(text, where)
     unknown = sorted(set(ranges) - set(config["edits"]))
     if unknown:
-        raise StitchError(f"{where}: edit_range names {unknown}, not edits of config.yaml ({', '.join(config['edits'])})")
+        raise StitchError(f"{where}: edit_range names {unknown}, not edits of config.yaml "
+                          f"({', '.join(config['edits'])})")
     return ranges
 
 
