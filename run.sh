@@ -19,6 +19,7 @@ case "${1:-}" in
     # the report (figures + metric tables) of what the run produced: results/report.html
     snakemake --profile workflow/profiles/default "$@" --report results/report.html
     echo "report: results/report.html"
+    echo "review: results/review.html (open from disk: the original and the edits in synchronised playback)"
     ;;
   test)
     install

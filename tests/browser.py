@@ -98,7 +98,7 @@ def console_errors(driver) -> list[str]:
     return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
 
 
-def wait_for(driver, script: str, what: str, timeout: float = 30, *args):
+def wait_for(driver, script: str, what: str, timeout: float = 120, *args):
     """Poll a JavaScript expression (``return ...``) until it is truthy; returns its value."""
     deadline = time.time() + timeout
     while True:

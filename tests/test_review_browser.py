@@ -28,6 +28,7 @@ FPS = Fraction(24)
 T = 48  # 2 s
 SIZE = (48, 64)  # H, W
 EDITS = ["_recon", "older", "smile"]
+METHODS = ["stit", "e4e"]
 SWEEP = [(0.0, "_recon"), (0.5, "older_x0p5"), (1.0, "older"), (2.0, "older_x2")]
 
 VIDEOS_JS = "return Array.from(document.querySelectorAll('video.sync'))"
@@ -75,8 +76,9 @@ def page(tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("review")
     res = root / "results" / "clip"
-    (res / "encode" / "stit").mkdir(parents=True)
-    (res / "metrics" / "stit").mkdir(parents=True)
+    for method in METHODS:
+        (res / "encode" / method).mkdir(parents=True)
+        (res / "metrics" / method).mkdir(parents=True)
     make_video(root / "input.mp4", 40)
     info = res / "frames" / "info.json"
     write_json(info, {"fps_num": FPS.numerator, "fps_den": FPS.denominator, "num_frames": T, "width": SIZE[1],
@@ -84,11 +86,13 @@ def page(tmp_path_factory) -> Path:
     run_source(root / "input.mp4", info, root / "no_audio.wav", res / "review" / "source.mp4")
     rng = np.random.default_rng(0)
     names = ["_recon", "older", "smile", "older_x0p5", "older_x2"]
-    for i, name in enumerate(names):
-        make_video(res / "encode" / "stit" / f"{name}.mp4", 80 + 30 * i)
-        make_metrics(res / "metrics" / "stit" / f"{name}.csv", rng, {n: m for m, n in SWEEP}.get(name, 1.0))
-    per = lambda sub, ext: {"stit": {n: str(res / sub / "stit" / f"{n}.{ext}") for n in names}}
-    layout = {"methods": ["stit"], "edits": EDITS, "sweeps": {"older": [[m, n] for m, n in SWEEP]},
+    for j, method in enumerate(METHODS):
+        for i, name in enumerate(names):
+            make_video(res / "encode" / method / f"{name}.mp4", 80 + 30 * i - 40 * j)
+            make_metrics(res / "metrics" / method / f"{name}.csv", rng, {n: m for m, n in SWEEP}.get(name, 1.0))
+            write_json(res / "metrics" / method / f"{name}.json", {"tl_id": 0.9 + 0.01 * i, "tg_id": 0.8, "id_dist": 0.3})
+    per = lambda sub, ext: {m: {n: str(res / sub / m / f"{n}.{ext}") for n in names} for m in METHODS}
+    layout = {"methods": METHODS, "edits": EDITS, "sweeps": {"older": [[m, n] for m, n in SWEEP]},
               "videos": per("encode", "mp4"), "metrics": per("metrics", "csv"),
               "side_by_side": {}, "index": str(root / "results" / "review.html")}
     out = res / "review.html"
@@ -195,6 +199,14 @@ def test_review_page_in_chromium(page, driver, tmp_path):
     assert_in_sync(d, 29)
     set_range(d, "timeline", 3)
     assert_in_sync(d, 3)
+
+    # the method picker: the other method's video of the same edit, the grid rebuilt, still in sync
+    Select(d.find_element("id", "method")).select_by_value("e4e")
+    browser.wait_for(d, "return document.getElementById('edited').getAttribute('src') === 'encode/e4e/smile.mp4'",
+                     "the e4e method picked")
+    assert_in_sync(d, 3)
+    assert {v["src"] for v in videos(d)} == {"review/source.mp4", *(f"encode/e4e/{e}.mp4" for e in EDITS)}
+    Select(d.find_element("id", "method")).select_by_value("stit")
     assert browser.console_errors(d) == []
 
     shot = tmp_path / "review.png"
@@ -213,3 +225,15 @@ def test_missing_video_is_a_console_error(page, driver, tmp_path):
     browser.wait_for(driver, "return document.getElementById('status').textContent", "the error on the page")
     errors = browser.console_errors(driver)
     assert any("smile.mp4" in e for e in errors), errors
+
+
+def test_index_page(page):
+    from stitch.review import run_index
+
+    res = page.parent.parent
+    summaries = {"clip": {m: {e: str(res / "clip" / "metrics" / m / f"{e}.json") for e in EDITS} for m in METHODS}}
+    out = res / "review.html"
+    run_index({"clip": page}, {"clip": res / "clip" / "frames" / "info.json"}, summaries, out)
+    text = out.read_text()
+    assert "href='clip/review.html'" in text and "48 frames at 24.000 fps" in text
+    assert text.count("</tr>") == 1 + len(METHODS) * len(EDITS) and "0.91" in text and "seam_mse" not in text

@@ -14,6 +14,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from stitch.atomic import atomic_path
 from stitch.directions import load_direction
 from stitch.errors import StitchError
 from stitch.models.loaders import load_e4e, load_generator
@@ -84,17 +85,12 @@ def fetch(raw: Path, download: bool = True, timeout: float = 20.0) -> dict[str, 
 
 
 def _download(url: str, dst: Path, timeout: float) -> None:
-    tmp = dst.with_name(dst.name + ".partial")
-    dst.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as r, open(tmp, "wb") as out:
+        with atomic_path(dst) as tmp, urllib.request.urlopen(url, timeout=timeout) as r, open(tmp, "wb") as out:
             shutil.copyfileobj(r, out)
-        tmp.replace(dst)
         log.info("downloaded %s -> %s", url, dst)
     except OSError as e:
         log.warning("could not download %s (%s)", url, e)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def build_ffhq_pack(pack_dir: str | Path, download: bool = True, name: str = "ffhq") -> Path:
