@@ -17,10 +17,10 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
-from stitch.progress import tqdm
 
 from stitch.atomic import atomic_path
 from stitch.errors import StitchError
+from stitch.progress import tqdm
 
 log = logging.getLogger(__name__)
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
+from apt import Unavailable, apt_install
 
 PACKAGES = ("chromium", "chromium-driver")
 CHROMIUM = "/usr/bin/chromium"
@@ -27,32 +27,13 @@ FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--autoplay-policy=no-user-gesture-required", "--window-size=1400,1000")
 
 
-class Unavailable(RuntimeError):
-    """Chromium cannot be provided on this machine."""
-
-
 def missing() -> list[str]:
     return [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).exists()]
 
 
 def ensure_installed(log=print) -> None:
     """apt-get install chromium chromium-driver when either binary is missing (needs root and apt-get)."""
-    if not missing():
-        return
-    if os.geteuid() != 0:
-        raise Unavailable(f"{', '.join(missing())} missing and not root to apt-get install {' '.join(PACKAGES)}")
-    if shutil.which("apt-get") is None:
-        raise Unavailable(f"{', '.join(missing())} missing and no apt-get")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    cmd = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *PACKAGES]
-    t0 = time.time()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if proc.returncode != 0:  # a clean machine has no package lists yet
-        subprocess.run(["apt-get", "update", "-qq"], capture_output=True, text=True, env=env)
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if proc.returncode != 0 or missing():
-        raise Unavailable(f"apt-get install {' '.join(PACKAGES)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
-    log(f"installed {' '.join(PACKAGES)} in {time.time() - t0:.0f} s")
+    apt_install(PACKAGES, missing, log)
 
 
 def require_chromium() -> None:

@@ -37,13 +37,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from apt import Unavailable, apt_install
+
 PACKAGES = ("slurm-wlm", "munge")
 BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "scancel", "sinfo", "srun")
 MARKER = "STITCH_LOCAL_SLURM"  # set in the env of every process of the cluster (daemons and jobs)
-
-
-class Unavailable(RuntimeError):
-    """SLURM cannot be provided on this machine (not root, no apt-get, install failed)."""
 
 
 def missing_binaries() -> list[str]:
@@ -52,22 +50,7 @@ def missing_binaries() -> list[str]:
 
 def ensure_installed(log=print) -> None:
     """apt-get install slurm-wlm munge when any binary is missing (needs root and apt-get)."""
-    if not missing_binaries():
-        return
-    if os.geteuid() != 0:
-        raise Unavailable(f"SLURM binaries missing ({', '.join(missing_binaries())}) and not root to apt-get install them")
-    if shutil.which("apt-get") is None:
-        raise Unavailable(f"SLURM binaries missing ({', '.join(missing_binaries())}) and no apt-get")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    cmd = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *PACKAGES]
-    t0 = time.time()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if proc.returncode != 0:  # a clean machine has no package lists yet
-        subprocess.run(["apt-get", "update", "-qq"], capture_output=True, text=True, env=env)
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if proc.returncode != 0 or missing_binaries():
-        raise Unavailable(f"apt-get install {' '.join(PACKAGES)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
-    log(f"installed {' '.join(PACKAGES)} in {time.time() - t0:.0f} s")
+    apt_install(PACKAGES, missing_binaries, log)
 
 
 def _sbin(name: str) -> str:

@@ -9,7 +9,6 @@ import torch
 from stitch.edit import apply_edit, combined_direction
 from stitch.errors import StitchError
 from stitch.invert import invert_crops
-from stitch.models import Generator, GeneratorConfig
 from stitch.models.native import load_bundle, save_bundle
 from stitch.packs import Pack, make_random_pack
 from stitch.pti import PTIConfig, edit_space, pti_tune

@@ -36,7 +36,6 @@ from stitch.zoo.train import (
     load_split,
     recon_loss,
     save_checkpoint,
-    save_final,
 )
 
 log = logging.getLogger(__name__)
