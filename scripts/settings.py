@@ -1,4 +1,4 @@
-"""Rule settings: write the video's resolved settings with their sources (stitch.settings)."""
+"""Rule settings: write the video's resolved settings with their sources and verify its pack (stitch.settings)."""
 
 import _repo  # noqa: F401  (puts the repo on sys.path)
 
@@ -6,4 +6,4 @@ from stitch.settings import run
 from stitch.smk import setup
 
 setup(snakemake)
-run(snakemake.params.document, snakemake.output.settings)
+run(snakemake.params.document, snakemake.output.settings, snakemake.params.pack)

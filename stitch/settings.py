@@ -9,6 +9,7 @@ number must be finite. A bad value is one line naming the file, the setting and 
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ def check_value(stage: str, key: str, value: Any, where: str, schema: Mapping | 
         try:
             jsonschema.validate(value, sub)
         except jsonschema.ValidationError as e:
-            raise StitchError(f"{where}: {name} = {value!r}: {e.message}") from None
+            raise StitchError(f"{where}: {name} = {value!r}: {e.message}; fix the value or leave it empty") from None
     return value
 
 
@@ -91,8 +92,10 @@ def parse_sample_row(row: Mapping[str, Any], where: str, extra_columns=(), schem
         elif col in BASE_COLUMNS or col in extra_columns:
             out[col] = None if raw is None or (isinstance(raw, float) and math.isnan(raw)) or raw == "" else raw
         else:
-            choices = ", ".join([*BASE_COLUMNS, *extra_columns, *sorted(known)])
-            raise StitchError(f"{where}: unknown column {col!r}; known columns: {choices}")
+            choices = [*BASE_COLUMNS, *extra_columns, *sorted(known)]
+            close = difflib.get_close_matches(col, choices, n=1)
+            raise StitchError(f"{where}: unknown column {col!r}; known columns: {', '.join(choices)}"
+                              + (f"; did you mean {close[0]!r}?" if close else ""))
     return out
 
 
@@ -149,11 +152,17 @@ def report(resolved: Mapping[str, Mapping[str, Setting]], extra: Mapping[str, Se
     return doc
 
 
-def run(document: Mapping, out_yaml: str | Path) -> None:
-    """Stage ``settings``: write a video's resolved settings with their sources."""
+def run(document: Mapping, out_yaml: str | Path, pack_dir: str | Path | None = None) -> None:
+    """Stage ``settings``: write a video's resolved settings with their sources. It is the video's first job, so it
+    also checks every file of the pack (``pack_dir``) against its sha256: a corrupt pack stops the run early."""
     import yaml
 
     from stitch.atomic import atomic_path
+
+    if pack_dir is not None:
+        from stitch.packs import Pack
+
+        Pack.open(pack_dir).verify()
 
     with atomic_path(out_yaml) as tmp:
         Path(tmp).write_text(yaml.safe_dump(dict(document), sort_keys=False))

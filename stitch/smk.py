@@ -1,23 +1,113 @@
 """Glue for the thin rule scripts: logging into the rule's log file (progress lines from stitch.progress, warnings
-and unexpected tracebacks included), threads, device."""
+and unexpected tracebacks included), threads, device, and one-line endings for user errors and for a full /
+read-only disk or exhausted memory (no traceback)."""
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
+import shutil
 import sys
+from pathlib import Path
 
 import torch
 
 from stitch.errors import StitchError
 
 
+#: errno of a failed write -> (what happened, what to do)
+_ELSEWHERE = "set results: in config/config.yaml to a folder on another disk"
+DISK_ERRORS = {
+    errno.ENOSPC: ("no space left on device", f"free space or {_ELSEWHERE}"),
+    errno.EDQUOT: ("disk quota exceeded", f"free space or {_ELSEWHERE}"),
+    errno.EROFS: ("read-only file system", "set results: in config/config.yaml to a writable folder"),
+    errno.EACCES: ("permission denied", "make the folder writable or set results: in config/config.yaml to another"),
+}
+FULL_BYTES = 1 << 20  # a file system with less free space than this counts as full
+_JOB: dict = {"rule": "?", "outputs": [], "mem_mb": None}  # the running job (setup)
+
+
+def _chain(exc: BaseException):
+    """The exception and its causes / contexts."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def _errno_of(exc: BaseException) -> int | None:
+    """errno of an OSError, or of an error that only quotes the OS message (safetensors' Rust I/O errors)."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return exc.errno
+    text = str(exc)
+    return next((code for code in DISK_ERRORS if os.strerror(code) in text), None)
+
+
+def _output_name(filename) -> str:
+    """An output's name for a path that may be its hidden temporary (stitch.atomic: .<stem>.partial<suffix>)."""
+    p = Path(filename)
+    if p.name.startswith(".") and ".partial" in p.name:
+        p = p.with_name(p.name[1:].replace(".partial", "", 1))
+    return str(p)
+
+
+def _free_bytes(path) -> int | None:
+    p = Path(path).absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        return shutil.disk_usage(p).free
+    except OSError:
+        return None
+
+
+def _full(path) -> bool:
+    free = _free_bytes(path)
+    return free is not None and free < FULL_BYTES
+
+
+def resource_error_line(exc: BaseException) -> str | None:
+    """One line for a job that failed because of the machine, not the code: out of memory, or a write refused by a
+    full, read-only or forbidden disk (naming the output); None for anything else."""
+    rule, outputs = _JOB["rule"], [str(o) for o in _JOB["outputs"]]
+    for e in _chain(exc):
+        oom = getattr(getattr(torch, "cuda", None), "OutOfMemoryError", ())
+        if isinstance(e, (MemoryError, oom)) or "can't allocate memory" in str(e):
+            return (f"rule {rule}: out of memory (resources: mem_mb={_JOB['mem_mb']}); run fewer jobs at once "
+                    "(--cores / --resources mem_mb=...), use a shorter clip, or a machine with more memory")
+        code = _errno_of(e)
+        if code in DISK_ERRORS:
+            what, fix = DISK_ERRORS[code]
+            name = getattr(e, "filename", None)
+            full = [o for o in outputs if _full(o)]
+            path = _output_name(name) if name else (full or outputs or ["the rule's outputs"])[0]
+            return f"rule {rule}: {what} while writing {path}; {fix}"
+    full = [o for o in outputs if _full(o)]
+    if full:  # errors that name no errno (torch.save's "file write failed") on a full disk
+        what, fix = DISK_ERRORS[errno.ENOSPC]
+        first = (str(exc).splitlines() or [""])[0]
+        return f"rule {rule}: {what} while writing {full[0]} ({type(exc).__name__}: {first}); {fix}"
+    return None
+
+
+def _end_with(line: str) -> None:
+    if logging.getLogger().handlers:  # not yet when the log file itself could not be opened
+        logging.getLogger("stitch").error("%s", line)
+    print(f"stitch error: {line}", file=sys.stderr)
+    sys.exit(1)
+
+
 def _one_line_user_errors(kind, value, tb) -> None:
-    """User errors (bad input, missing model file) end the rule with one clear line instead of a traceback; any
-    other exception's traceback goes to the rule's log file as well as the terminal."""
+    """User errors (bad input, missing model file) and resource errors (full disk, no memory) end the rule with one
+    clear line instead of a traceback; any other exception's traceback goes to the rule's log file as well as the
+    terminal."""
     if issubclass(kind, StitchError):
-        logging.getLogger("stitch").error("%s", value)
-        print(f"stitch error: {value}", file=sys.stderr)
-        sys.exit(1)
+        _end_with(str(value))
+    line = resource_error_line(value) if isinstance(value, Exception) else None
+    if line is not None:
+        _end_with(line)
     if issubclass(kind, KeyboardInterrupt):
         sys.__excepthook__(kind, value, tb)
         return
@@ -27,11 +117,13 @@ def _one_line_user_errors(kind, value, tb) -> None:
 
 def setup(snakemake) -> torch.device:
     """Log to the rule's ``log:`` file (and stderr), use the rule's threads, pick CUDA when present."""
+    sys.excepthook = _one_line_user_errors  # first: opening the log file may fail (full or read-only disk)
+    logging.raiseExceptions = False  # a log file on a full disk must not print logging's own traceback
+    _JOB.update(rule=snakemake.rule, outputs=list(snakemake.output), mem_mb=snakemake.resources.get("mem_mb"))
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if len(snakemake.log):
         handlers.append(logging.FileHandler(str(snakemake.log[0]), mode="w"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers, force=True)
-    sys.excepthook = _one_line_user_errors
     logging.captureWarnings(True)  # Python warnings into the log too
     torch.set_num_threads(max(1, int(snakemake.threads)))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -40,7 +40,7 @@ def _run_rule_script(tmp_path, body: str) -> tuple[subprocess.CompletedProcess, 
     script.write_text(textwrap.dedent(f"""
         import types
         from stitch.smk import setup
-        setup(types.SimpleNamespace(log=[{str(log)!r}], threads=1, rule="demo"))
+        setup(types.SimpleNamespace(log=[{str(log)!r}], threads=1, rule="demo", output=[], resources={{}}))
     """) + textwrap.dedent(body))
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
     return proc, log.read_text()

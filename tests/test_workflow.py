@@ -15,6 +15,7 @@ import signal
 import subprocess
 import time
 from fractions import Fraction
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -131,6 +132,30 @@ def test_pti_change_reruns_pti_and_descendants(done, tmp_path):
                      "tables", "review", "review_index", "all"}, rules
 
 
+def test_failed_job_leaves_nothing_stale(done, tmp_path):
+    """Change an edit's factor, let its `edit` job fail (a corrupt directions file), repair the pack: the rerun must
+    redo the edit and everything after it. Snakemake deletes a failed job's outputs and does not rerun what follows
+    a missing intermediate file (paste's frames are temp()), so the old video would look up to date; the workflow
+    deletes the old outputs of every job a run redoes before the first job starts (common.smk onstart)."""
+    wd = copy_workdir(done, tmp_path / "wd")
+    for frames in (wd / "results" / "clip" / "paste").rglob("*.npy"):
+        frames.unlink()  # as temp() leaves them (the shared run kept them with --notemp)
+    assert planned_jobs(wd) == []
+    directions = Path(yaml.safe_load((wd / "config" / "config.yaml").read_text())["pack"]) / "directions.safetensors"
+    good = directions.read_bytes()
+    edit_config(wd, lambda c: c["edits"].update(older={"age": 4}))
+    try:
+        directions.write_bytes(good[:-8] + bytes(8))  # the tensor data: the header still reads, the sha256 fails
+        proc = run_snakemake(wd, check=False)
+    finally:
+        directions.write_bytes(good)
+    assert proc.returncode != 0 and "directions.safetensors is corrupt (sha256 mismatch)" in proc.stderr, proc.stderr
+    assert not (wd / "results" / "clip" / "encode" / "stit" / "older.mp4").exists()
+    jobs = planned_jobs(wd)
+    redone = {r for r, wc in jobs if wc.get("edit") == "older"}
+    assert {"edit", "stitching", "paste", "encode", "metrics"} <= redone, jobs
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "crash"])
 def test_resume_after_kill_during_stitching(tmp_path, cache, shared_data, sig):
     # slow stitching down (no early stop, more steps) so the kill lands inside it
@@ -174,7 +199,8 @@ def test_config_error_is_one_clear_message(tmp_path, cache, shared_data):
     proc = run_snakemake(wd, "--dry-run", check=False)
     assert proc.returncode != 0
     msg = proc.stdout + proc.stderr
-    assert "Error validating config file" in msg and "'many' is not of type" in msg
+    assert "stitch error: config/config.yaml: pti.epochs: 'many' is not of type 'integer'" in msg
+    assert "Traceback" not in msg  # more cases: tests/test_bad_inputs.py
     edit_config(wd, lambda c: (c["pti"].update(epochs=None), c.update(methods=["stit", "magic"])))
     proc = run_snakemake(wd, "--dry-run", check=False)
     assert proc.returncode != 0 and "'magic' is not one of" in proc.stdout + proc.stderr

@@ -51,12 +51,22 @@ def save_model(model: nn.Module, path: str | Path, extra: dict | None = None) ->
     meta = {"format": "stitch", "version": FORMAT_VERSION, "kind": kind, "config": model.cfg.to_dict()}
     if extra:
         meta["extra"] = extra
-    tmp_w, tmp_c = wpath.with_name(wpath.name + ".tmp"), cpath.with_name(cpath.name + ".tmp")
-    save_file(tensors, str(tmp_w), metadata={"stitch_kind": kind})
-    tmp_c.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp_w, wpath)
-    os.replace(tmp_c, cpath)
+    _write_pair(tensors, meta, wpath, cpath, {"stitch_kind": kind})
     return wpath
+
+
+def _write_pair(tensors: dict, meta: dict, wpath: Path, cpath: Path, metadata: dict | None = None) -> None:
+    """Weights and their JSON config through temporary files renamed into place; on any failure (a full disk)
+    the temporary files are removed, so nothing half-written remains."""
+    tmp_w, tmp_c = wpath.with_name(wpath.name + ".tmp"), cpath.with_name(cpath.name + ".tmp")
+    try:
+        save_file(tensors, str(tmp_w), metadata=metadata)
+        tmp_c.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp_w, wpath)
+        os.replace(tmp_c, cpath)
+    finally:
+        tmp_w.unlink(missing_ok=True)
+        tmp_c.unlink(missing_ok=True)
 
 
 def read_config(path: str | Path) -> dict:
@@ -126,11 +136,7 @@ def save_bundle(models: dict[str, nn.Module], path: str | Path) -> Path:
         configs[name] = {"kind": _kind_of(model), "config": model.cfg.to_dict()}
         tensors.update({f"{name}/{k}": v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()})
     meta = {"format": "stitch-bundle", "version": FORMAT_VERSION, "models": configs}
-    tmp_w, tmp_c = wpath.with_name(wpath.name + ".tmp"), cpath.with_name(cpath.name + ".tmp")
-    save_file(tensors, str(tmp_w))
-    tmp_c.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp_w, wpath)
-    os.replace(tmp_c, cpath)
+    _write_pair(tensors, meta, wpath, cpath)
     return wpath
 
 

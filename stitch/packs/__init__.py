@@ -8,21 +8,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 import yaml
-from safetensors.torch import load_file, save_file
 
-from stitch.atomic import write_text
+from stitch.atomic import atomic_path, write_text
 from stitch.errors import StitchError
+
+if TYPE_CHECKING:  # torch loads only where weights are read: the Snakefile parses without it
+    import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKS_DIR = REPO_ROOT / "resources" / "models"
 REQUIRED_FILES = ("generator", "encoder", "directions")
+SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def sha256_of(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -41,7 +44,8 @@ def resolve_pack_dir(name_or_path: str | Path) -> Path:
     if (cand / "pack.yaml").is_file():
         return cand
     known = sorted(d.name for d in PACKS_DIR.iterdir() if (d / "pack.yaml").is_file()) if PACKS_DIR.is_dir() else []
-    raise StitchError(f"model pack {name_or_path!r} not found (no pack.yaml); known packs: {known}")
+    raise StitchError(f"model pack {name_or_path!r} not found (no pack.yaml there nor in {cand.parent}); set pack: to "
+                      f"one of {', '.join(known) or 'the packs in ' + str(PACKS_DIR)} or to a pack folder's path")
 
 
 @dataclass
@@ -58,13 +62,19 @@ class Pack:
         try:
             meta = yaml.safe_load((root / "pack.yaml").read_text())
         except yaml.YAMLError as e:
-            raise StitchError(f"{root / 'pack.yaml'}: invalid YAML ({str(e).splitlines()[0]})") from None
+            mark = getattr(e, "problem_mark", None)
+            at = f" at line {mark.line + 1}" if mark is not None else ""
+            raise StitchError(f"{root / 'pack.yaml'}: invalid YAML{at} ({str(e).splitlines()[0]}); fix the file or "
+                              "restore the pack") from None
+        if not isinstance(meta, dict):
+            raise StitchError(f"{root / 'pack.yaml'}: not a manifest (a YAML mapping with name, files, ...)")
         for key in ("name", "resolution", "num_ws", "w_dim", "files"):
             if key not in meta:
                 raise StitchError(f"{root / 'pack.yaml'}: missing required key {key!r}")
         missing = [k for k in REQUIRED_FILES if k not in meta["files"]]
         if missing:
             raise StitchError(f"{root / 'pack.yaml'}: files section lacks {missing}")
+        check_hashes(meta["files"], root / "pack.yaml")
         return cls(root, meta)
 
     @property
@@ -96,8 +106,7 @@ class Pack:
         if not p.is_file():
             raise StitchError(f"pack {self.name!r}: missing {p} ({how})")
         if key not in self._verified:
-            want = entry.get("sha256")
-            if want and sha256_of(p) != want:
+            if sha256_of(p) != entry["sha256"]:  # a string of 64 hex digits (check_hashes)
                 raise StitchError(f"pack {self.name!r}: {p} is corrupt (sha256 mismatch); {how}")
             for extra in entry.get("config", []) or []:
                 if not (self.root / extra).is_file():
@@ -123,9 +132,37 @@ class Pack:
 
         return load_lpips(self.path("lpips_backbone"), self.path("lpips_heads"), net="alex", device=device)
 
+    def verify(self) -> None:
+        """Every listed file exists and matches its sha256 (reads them all)."""
+        for key, entry in self.meta["files"].items():
+            if entry:
+                self.path(key)
+
+    def check_files(self) -> None:
+        """Every listed file and its config files exist (no hashing: cheap enough for every Snakefile parse)."""
+        how = self.meta.get("how_to_get") or "see the pack's README"
+        for key, entry in self.meta["files"].items():
+            for rel in [entry["path"], *(entry.get("config") or [])] if entry else []:
+                if not (self.root / rel).is_file():
+                    raise StitchError(f"pack {self.name!r}: missing {self.root / rel} (files.{key}); {how}")
+
+    def direction_names(self) -> list[str]:
+        """Names of the pack's edit directions, read from the safetensors header only (cheap; no hashing)."""
+        from safetensors import SafetensorError, safe_open
+
+        p = self.root / self.meta["files"]["directions"]["path"]
+        try:
+            with safe_open(str(p), framework="numpy") as f:
+                return sorted(f.keys())
+        except (SafetensorError, OSError) as e:
+            how = self.meta.get("how_to_get") or "see the pack's README"
+            raise StitchError(f"pack {self.name!r}: {p} is unreadable ({str(e).splitlines()[0]}); {how}") from None
+
     @cached_property
     def directions(self) -> dict[str, torch.Tensor]:
         """Edit directions name -> (num_ws, w_dim) float32."""
+        from safetensors.torch import load_file
+
         p = self.path("directions")
         out = {k: v.float() for k, v in load_file(str(p)).items()}
         shape = (int(self.meta["num_ws"]), int(self.meta["w_dim"]))
@@ -133,6 +170,20 @@ class Pack:
             if tuple(v.shape) != shape:
                 raise StitchError(f"{p}: direction {k!r} has shape {tuple(v.shape)}, expected {shape}")
         return out
+
+
+def check_hashes(files: dict, where: Path) -> None:
+    """Every listed file has a sha256 that is a string of 64 hex digits (YAML reads an unquoted all-digit hash as
+    an integer, which would otherwise skip the integrity check)."""
+    for key, entry in files.items():
+        want = entry.get("sha256") if isinstance(entry, dict) else None
+        if entry and not (isinstance(want, str) and SHA256.fullmatch(want)):
+            number = isinstance(want, (int, float))
+            what = f"the number {want}" if number else repr(want)
+            why = " (YAML reads an unquoted all-digit hash as a number)" if number else ""
+            raise StitchError(f"{where}: files.{key}.sha256 is {what}, not a string of 64 lower-case hex digits{why}; "
+                              "write it quoted, sha256: '<64 hex digits>', or rewrite the manifest with "
+                              "stitch.packs.write_manifest")
 
 
 def write_manifest(root: str | Path, meta: dict) -> Path:
@@ -148,13 +199,18 @@ def write_manifest(root: str | Path, meta: dict) -> Path:
 
 
 def save_directions(path: str | Path, directions: dict[str, torch.Tensor]) -> None:
-    save_file({k: v.detach().float().contiguous() for k, v in directions.items()}, str(path))
+    from safetensors.torch import save_file
+
+    with atomic_path(path) as tmp:
+        save_file({k: v.detach().float().contiguous() for k, v in directions.items()}, str(tmp))
 
 
 def make_random_pack(root: str | Path, resolution: int = 32, seed: int = 0, name: str = "tiny") -> Pack:
     """A tiny pack with RANDOM weights, for tests only (fast, exercises every pipeline stage)."""
     from stitch.models import Encoder4Editing, EncoderConfig, Generator, GeneratorConfig
     from stitch.models.native import save_model
+
+    import torch
 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)

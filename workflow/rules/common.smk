@@ -1,5 +1,6 @@
 # Config validation, the samples table and the settings every rule shares.
 import os
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -9,37 +10,70 @@ import pandas as pd
 import yaml
 from snakemake.utils import validate
 
+import stitch.preflight as preflight
 import stitch.settings as stitch_settings
 from stitch.edit_range import parse_range_column, split_edit
 from stitch.errors import StitchError
-from stitch.packs import resolve_pack_dir
+from stitch.packs import Pack, resolve_pack_dir
 from stitch.settings import Setting
 
 
 # Progress bars of long loops end up in the logs of the jobs; refresh them every 10 s, not every step.
 os.environ.setdefault("TQDM_MININTERVAL", "10")
 
-validate(config, schema="../schemas/config.schema.yaml")
-
 CONFIG_SCHEMA = yaml.safe_load((Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml").read_text())
+SAMPLES_SCHEMA = yaml.safe_load((Path(workflow.basedir) / "workflow" / "schemas" / "samples.schema.yaml").read_text())
+
+
+def config_sources():
+    """(name, YAML mapping) of each config source in Snakemake's merge order (later ones win): the Snakefile's
+    configfile, each --configfile, --config. Bad values are reported with the file that sets them."""
+    cli = [Path(f).absolute() for f in workflow.config_settings.configfiles]
+    files = [Path(f) for f in workflow.configfiles if Path(f).absolute() not in cli] + cli
+    if workflow.config_settings.replace_workflow_config:  # the Snakefile's configfile is dropped
+        files = cli
+    show = lambda f: os.path.relpath(f) if Path(f).absolute().is_relative_to(Path.cwd()) else str(f)
+    sources = [(show(f), yaml.safe_load(Path(f).read_text()) or {}) for f in files]
+    return sources + ([("--config", dict(workflow.config_settings.config))] if workflow.config_settings.config else [])
+
+
+CONFIG_SOURCES = config_sources()
+with preflight.fail_early():  # one line per bad input, before any job (stitch.preflight)
+    preflight.check_config(config, CONFIG_SCHEMA, CONFIG_SOURCES)
+validate(config, schema="../schemas/config.schema.yaml")  # valid by now: fills in the schema's defaults
 # samples.tsv columns that are neither settings (<stage>_<key>, stitch.settings) nor the base columns
 EXTRA_SAMPLE_COLUMNS = ("edit_range",)
 
 
 def load_samples(path):
     """samples.tsv -> DataFrame of typed cells (None = empty: fall back); bad cells and unknown columns: one line."""
+    if not Path(path).is_file():
+        raise StitchError(f"samples table {path} not found (config key samples:); create it or fix the path")
     table = pd.read_csv(path, sep="\t", dtype=str, comment="#", keep_default_na=False)
     if "sample" not in table.columns or "path" not in table.columns:
         raise StitchError(f"{path}: needs the columns 'sample' and 'path' (tab-separated header), found {list(table.columns)}")
     rows = [stitch_settings.parse_sample_row(r, f"{path}, sample {r['sample']!r}", EXTRA_SAMPLE_COLUMNS, CONFIG_SCHEMA)
             for r in table.to_dict("records")]
+    for row in rows:
+        check_sample(row, f"{path}, sample {row['sample']!r}")
     samples = pd.DataFrame(rows, columns=table.columns, dtype=object).set_index("sample", drop=False)
     if samples.index.has_duplicates:
-        raise StitchError(f"{path}: duplicate sample names {sorted(set(samples.index[samples.index.duplicated()]))}")
+        raise StitchError(f"{path}: duplicate sample names {sorted(set(samples.index[samples.index.duplicated()]))}; "
+                          "give each row its own name")
     return samples
 
 
-SAMPLES = load_samples(config["samples"])
+def check_sample(row, where):
+    """A typed samples.tsv row: valid cells, and its video exists unless a rule makes it (under results/)."""
+    preflight.check_sample_row(row, SAMPLES_SCHEMA, where)
+    video = Path(row["path"])
+    if not video.exists() and not video.resolve().is_relative_to(Path(config["results"]).resolve()):
+        raise StitchError(f"{where}: path {row['path']!r} does not exist; give the video's path, relative to the "
+                          "working directory")
+
+
+with preflight.fail_early():
+    SAMPLES = load_samples(config["samples"])
 validate(SAMPLES, schema="../schemas/samples.schema.yaml")
 
 RESULTS = config["results"]
@@ -63,14 +97,16 @@ def expand_edits():
         edits[name], ranges[name] = split_edit(name, spec)
     for name, mults in config.get("sweeps", {}).items():
         if name not in config["edits"]:
-            raise ValueError(f"sweeps.{name}: no edit named {name!r} in config edits")
+            raise StitchError(f"{preflight.defined_in(CONFIG_SOURCES, ['sweeps', name])}: sweeps.{name}: no edit "
+                              f"named {name!r} under edits:; sweep one of {', '.join(config['edits'])}")
         for m in mults:
             edits[sweep_name(name, m)] = {d: f * m for d, f in edits[name].items()}
             ranges[sweep_name(name, m)] = ranges[name]
     return edits, ranges
 
 
-EDITS, EDIT_RANGES = expand_edits()
+with preflight.fail_early():
+    EDITS, EDIT_RANGES = expand_edits()
 
 
 def sample_edit_ranges(video):
@@ -87,7 +123,8 @@ def sample_edit_ranges(video):
     return ranges
 
 
-SAMPLE_EDIT_RANGES = {video: sample_edit_ranges(video) for video in SAMPLES.index}  # checked at parse time
+with preflight.fail_early():
+    SAMPLE_EDIT_RANGES = {video: sample_edit_ranges(video) for video in SAMPLES.index}  # checked at parse time
 SWEPT_EDIT = {sweep_name(e, m): e for e, mults in config.get("sweeps", {}).items() for m in mults}  # sweep -> edit
 
 
@@ -132,7 +169,7 @@ def _pack_meta(directory):
     if not path.is_file():
         raise StitchError(f"model pack {path.parent.name!r} not built yet ({path} missing): run `snakemake ffhq_pack` "
                           "(see README) or choose another pack")
-    meta = yaml.safe_load(path.read_text())
+    meta = Pack.open(directory).meta  # YAML, required keys, sha256 format (one line each)
     stitch_settings.check_pack_defaults(meta.get("defaults") or {}, str(path), CONFIG_SCHEMA)
     return meta
 
@@ -146,13 +183,63 @@ def video_settings(video):
     """{stage: {key: Setting(value, source)}} of one video (stitch.settings: sample > config > pack > default)."""
     row = {k: v for k, v in SAMPLES.loc[video].items()}
     meta = pack_meta(video)
-    where = {"sample": f"{config['samples']} (sample {video})", "config": "config",
+    where = {"sample": f"{config['samples']} (sample {video})", "config": " + ".join(n for n, _ in CONFIG_SOURCES),
              "pack": f"{Path(pack_dir(video)) / 'pack.yaml'}"}
     return stitch_settings.resolve(row, config, meta.get("defaults") or {}, where, CONFIG_SCHEMA)
 
 
 def setting(video, stage, key):
     return video_settings(video)[stage][key].value
+
+
+@functools.cache
+def pack_directions(directory):
+    """Direction names of a pack (safetensors header), after checking its manifest and that its files exist."""
+    pack = Pack.open(directory)
+    pack.check_files()
+    return pack.direction_names()
+
+
+def check_videos():
+    """Before any job: each video's pack exists and is complete, its settings resolve and every edit's directions
+    are in its pack (a pack that a rule builds, ffhq, is checked once built)."""
+    for video in SAMPLES.index:
+        try:
+            directory = pack_dir(video)
+        except StitchError as e:  # name where the pack came from
+            by_sample = sample_value(video, "pack")
+            where = f"{config['samples']}, sample {video!r}, column pack" if by_sample else \
+                preflight.defined_in(CONFIG_SOURCES, ["pack"])
+            raise StitchError(f"{where}: {e}") from None
+        if not (Path(directory) / "pack.yaml").is_file():
+            continue
+        video_settings(video)
+        name = pack_name(video)
+        label = directory if Path(name).resolve() == Path(directory).resolve() else f"{name!r} ({directory})"
+        preflight.check_edit_directions({e: EDITS[e] for e in config["edits"]}, pack_directions(directory), label,
+                                        CONFIG_SOURCES)
+
+
+with preflight.fail_early():
+    check_videos()
+
+
+def remove_stale_outputs():
+    """Before the jobs run, delete the existing outputs of every job this run redoes. Snakemake deletes them only
+    when each job starts, and a missing intermediate file does not make it redo what follows (paste's frames are
+    temp()): if a job failed, the next run would take the old results after it for up to date."""
+    if workflow.touch:
+        return
+    stale = [str(f) for job in workflow.dag.needrun_jobs() for f in job.output]
+    with preflight.fail_early():  # a read-only results folder: one line, not Snakemake's traceback
+        preflight.check_writable(stale)
+    removed = preflight.remove_outputs(stale)
+    if removed:
+        print(f"stitch: removed {removed} old outputs of the jobs this run redoes", file=sys.stderr)
+
+
+onstart:
+    remove_stale_outputs()
 
 
 def stage_settings(stage):

@@ -13,6 +13,7 @@ rule settings:
         R("benchmarks", "settings.tsv")
     params:
         document=settings_document,
+        pack=lambda wc: pack_dir(wc.video),  # verified here: the video's first job
     threads: 1
     resources:
         mem_mb=500,
