@@ -76,8 +76,9 @@ def parse_cell(stage: str, key: str, raw: Any, where: str) -> Any:
             return int(as_float)
         return kind(text)
     except ValueError:
-        raise StitchError(f"{where}: column {column(stage, key)!r} = {text!r} is not a {kind.__name__}; "
-                          f"write a {kind.__name__} or leave the cell empty") from None
+        what = {bool: "true or false", int: "an integer", float: "a number"}.get(kind, "text")
+        raise StitchError(f"{where}: column {column(stage, key)!r} = {text!r} is not {what}; "
+                          f"write {what} or leave the cell empty") from None
 
 
 def parse_sample_row(row: Mapping[str, Any], where: str, extra_columns=(), schema: Mapping | None = None) -> dict:

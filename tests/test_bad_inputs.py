@@ -131,7 +131,7 @@ PARSE_CASES = {  # id: (break the work dir, extra snakemake args ({wd}: the work
                                r"config/samples.tsv, sample 'clip': unknown column 'pti_epoch'; known columns: .*; "
                                r"did you mean 'pti_epochs'\?"),
     "wrong cell type": (samples(f"sample\tpath\tpti_epochs\n{ROW}\tten\n"), (),
-                        r"config/samples.tsv, sample 'clip': column 'pti_epochs' = 'ten' is not a int; write a int"),
+                        r"config/samples.tsv, sample 'clip': column 'pti_epochs' = 'ten' is not an integer; write an integer"),
     "inf cell": (samples(f"sample\tpath\tpti_lr\n{ROW}\tinf\n"), (),
                  r"config/samples.tsv, sample 'clip': pti.lr = inf is not a finite number"),
     "missing samples table": (config(lambda c: c.update(samples="config/videos.tsv")), (),

@@ -82,7 +82,7 @@ def test_sample_cells_are_typed_and_bad_cells_name_file_and_column():
                             "stitching_lr": "", "masks_method": "landmarks"}, "s.tsv, sample 'a'", schema=SCHEMA)
     assert row == {"sample": "a", "path": "x.mp4", "pti_epochs": 12, "paste_feather": False, "stitching_lr": None,
                    "masks_method": "landmarks"}
-    with pytest.raises(StitchError, match=r"^s.tsv, sample 'a': column 'pti_epochs' = 'ten' is not a int"):
+    with pytest.raises(StitchError, match=r"^s.tsv, sample 'a': column 'pti_epochs' = 'ten' is not an integer"):
         parse_sample_row({"sample": "a", "path": "x", "pti_epochs": "ten"}, "s.tsv, sample 'a'", schema=SCHEMA)
     with pytest.raises(StitchError, match=r"unknown column 'pti_epoch'; known columns: sample, path"):
         parse_sample_row({"sample": "a", "path": "x", "pti_epoch": "3"}, "s.tsv", schema=SCHEMA)

@@ -4,11 +4,12 @@
 rule ffhq_pack:
     """Build resources/models/ffhq from the official STIT files (see README, 'Using the official weights')."""
     output:
-        manifest="resources/models/ffhq/pack.yaml",
+        # absolute, as the pack folder the model stages ask for (pack_dir): the same file for Snakemake
+        manifest=str(PACKS_DIR / "ffhq" / "pack.yaml"),
     log:
-        "resources/models/ffhq/ffhq_pack.log",
+        str(PACKS_DIR / "ffhq" / "ffhq_pack.log"),
     benchmark:
-        "resources/models/ffhq/ffhq_pack.benchmark.tsv"
+        str(PACKS_DIR / "ffhq" / "ffhq_pack.benchmark.tsv")
     params:
         download=True,
     threads: 1
