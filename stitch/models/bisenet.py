@@ -30,6 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from stitch.errors import StitchError
+from stitch.models.native import load_state_strict
 
 N_CLASSES = 19
 INPUT_SIZE = 512
@@ -92,25 +93,7 @@ def load_state_official(
 ) -> None:
     """Copy ``state`` into ``model`` by exact key; missing/unexpected keys or wrong shapes are a one-line
     :class:`StitchError` naming ``source``. BatchNorm ``num_batches_tracked`` may be absent (old torch)."""
-    what = what or type(model).__name__
-    own = model.state_dict()
-    missing = sorted(k for k in set(own) - set(state) if not k.endswith(_OPTIONAL_SUFFIXES))
-    unexpected = sorted(set(state) - set(own))
-    if missing or unexpected:
-        raise StitchError(
-            f"{source}: weights do not match {what} "
-            f"(missing {len(missing)}: {missing[:5]}; unexpected {len(unexpected)}: {unexpected[:5]})"
-        )
-    bad = [k for k in state if tuple(own[k].shape) != tuple(state[k].shape)]
-    if bad:
-        k = bad[0]
-        raise StitchError(
-            f"{source}: {len(bad)} tensors of {what} have the wrong shape, e.g. {k}: "
-            f"{tuple(state[k].shape)} != expected {tuple(own[k].shape)}"
-        )
-    with torch.no_grad():
-        for k, v in state.items():
-            own[k].copy_(v.to(own[k].dtype))
+    load_state_strict(model, state, source, what or type(model).__name__, _OPTIONAL_SUFFIXES)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -82,26 +82,28 @@ def read_config(path: str | Path) -> dict:
     return meta
 
 
-def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], source: str | Path) -> None:
-    """Copy ``state`` into ``model``; any missing/unexpected key or shape mismatch is a one-line error."""
+def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], source: str | Path,
+                      what: str = "the architecture", optional_suffixes: tuple[str, ...] = ()) -> None:
+    """Copy ``state`` into ``model``; any missing/unexpected key or shape mismatch is a one-line error. Model keys
+    ending in ``optional_suffixes`` may be absent from ``state`` (they keep the model's values)."""
     own = model.state_dict()
-    missing = sorted(set(own) - set(state))
+    missing = sorted(k for k in set(own) - set(state) if not k.endswith(optional_suffixes))
     unexpected = sorted(set(state) - set(own))
     if missing or unexpected:
         raise StitchError(
-            f"{source}: weights do not match the architecture "
+            f"{source}: weights do not match {what} "
             f"(missing {len(missing)}: {missing[:4]}; unexpected {len(unexpected)}: {unexpected[:4]})"
         )
-    bad = [k for k in own if tuple(own[k].shape) != tuple(state[k].shape)]
+    bad = [k for k in state if tuple(own[k].shape) != tuple(state[k].shape)]
     if bad:
         k = bad[0]
         raise StitchError(
-            f"{source}: {len(bad)} tensors have the wrong shape, e.g. {k}: {tuple(state[k].shape)} "
+            f"{source}: {len(bad)} tensors of {what} have the wrong shape, e.g. {k}: {tuple(state[k].shape)} "
             f"!= expected {tuple(own[k].shape)}"
         )
     with torch.no_grad():
-        for k, v in own.items():
-            v.copy_(state[k].to(v.dtype))
+        for k, v in state.items():
+            own[k].copy_(v.to(own[k].dtype))
 
 
 def load_native(path: str | Path, device: str | torch.device = "cpu", kind: str | None = None) -> nn.Module:
