@@ -164,8 +164,10 @@ def test_resume_after_kill_during_stitching(tmp_path, cache, shared_data, sig):
                                                   "content_weight": 0.01}})
     stitched = wd / "results" / "clip" / "stitching" / "older.npz"
     run_snakemake(wd, "results/clip/edit/older.npy", "results/clip/pti/stats.json")
+    # SIGINT default in the child: a test run started in the background (`cmd &`) inherits SIGINT ignored
     proc = subprocess.Popen(snakemake_cmd(wd), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                            start_new_session=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     log = wd / "results" / "clip" / "logs" / "stitching_older.log"
     deadline = time.time() + 300
     while not (log.exists() and "rule stitching" in log.read_text()):
