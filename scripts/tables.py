@@ -7,4 +7,5 @@ from stitch.tables import run
 
 setup(snakemake)
 o = snakemake.output
-run(list(snakemake.input.summaries), snakemake.params.benchmarks, o.metrics, o.methods, o.timings, o.get("html"))
+run(list(snakemake.input.summaries), snakemake.params.benchmarks, o.metrics, o.methods, o.timings, o.get("html"),
+    work=snakemake.params.work)

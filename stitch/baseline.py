@@ -19,6 +19,7 @@ from stitch.progress import tqdm
 from stitch.pti import prepare, pti_tune
 from stitch.stagefiles import Crops, FaceCrops, Latents
 from stitch.tensors import render, render_tracks, tensor_to_crops
+from stitch.work import sum_work, work
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ def run(method: str, pack_dir, latents_npy, crops_npz, out_npz, generators=None,
         out = render_tracks(lambda f: gens[f"face{f}"], latents, valid, res, device)
     else:
         raise ValueError(f"baseline method must be e4e or no_stitch here, got {method!r}")
-    FaceCrops(out, valid, {"method": method}).save(out_npz)
+    FaceCrops(out, valid, {"method": method, "work": work(0, int(valid.sum()))}).save(out_npz)
     log.info("%s: rendered %d face crops", method, int(valid.sum()))
 
 
@@ -62,17 +63,20 @@ def run_pti_frame(pack_dir, pivots_npy, crops_npz, latents: dict[str, str], sett
     pack = Pack.open(pack_dir)
     G, cfg, perceptual, space = prepare(pack, settings, device)
     out = {name: np.zeros_like(crops) for name in outputs}
-    psnrs = []
+    psnrs, works = [], []
     todo = [(f, t) for f in range(valid.shape[0]) for t in np.flatnonzero(valid[f])]
     for f, t in tqdm(todo, desc="pti per frame", mininterval=5):
         Gt, st = pti_tune(G, pivots[f, t : t + 1], crops[f, t : t + 1], cfg, perceptual=perceptual, device=device,
                           progress=False, space=space)
         psnrs.append(st["psnr_after"])
+        works.append(st["work"])
         out["_recon"][f, t] = tensor_to_crops(render(Gt, pivots[f, t : t + 1], device=device))[0]
         for name, w in edits.items():
             out[name][f, t] = tensor_to_crops(render(Gt, w[f, t : t + 1], device=device))[0]
+    renders = len(todo) * (1 + len(edits))  # each frame's generator renders its pivot and every edit
     stats = {"method": "pti_frame", "steps_per_frame": cfg.epochs,
-             "psnr_after_mean": float(np.mean(psnrs)) if psnrs else None}
+             "psnr_after_mean": float(np.mean(psnrs)) if psnrs else None,
+             "work": sum_work([*works, work(0, renders, shared_by_edits=True)])}
     for name, path in outputs.items():
         FaceCrops(out[name], valid, stats).save(path)
     log.info("pti_frame: %d frames tuned independently, mean PSNR %.2f dB", len(todo), stats["psnr_after_mean"] or 0)

@@ -28,6 +28,7 @@ from stitch.configs import PTIConfig
 from stitch.edit import TYPICAL_FACTOR
 from stitch.models.stylegan2 import Generator
 from stitch.tensors import crops_to_tensor, render
+from stitch.work import sum_work, work
 
 log = logging.getLogger(__name__)
 Perceptual = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -117,6 +118,10 @@ def pti_tune(
     after = psnr(render(Gt, ws, device=device), targets)
     stats = {
         "frames": n, "epochs": cfg.epochs, "steps": cfg.epochs * n, "lpips": perceptual is not None,
+        # every iteration tunes on the pivot (+ on the edited pivot, against G0's forward, when regularising);
+        # forwards: the before / after renders and G0's images of the pivots
+        "work": work(cfg.epochs * n * (2 if regularise else 1),
+                     2 * n + ((1 + cfg.epochs) * n if regularise else 0), shared_by_edits=True),
         "edit_reg_weight": cfg.edit_reg_weight,
         "psnr_before": float(before.mean()) if n else None, "psnr_after": float(after.mean()) if n else None,
         "psnr_after_per_frame": after.tolist(),
@@ -143,6 +148,7 @@ def run(crops_npz, pivots_npy, pack_dir, settings: dict, out_generators, out_sta
                           space=space)
         tuned[f"face{f}"] = Gt
         stats["faces"][f"face{f}"] = st
+    stats["work"] = sum_work(st["work"] for st in stats["faces"].values())
     save_bundle(tuned, out_generators)
     write_json(out_stats, stats)
     return stats

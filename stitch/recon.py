@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from stitch.stagefiles import Crops, FaceCrops, Latents
 from stitch.tensors import render_tracks
+from stitch.work import work
 
 
 def run(generators, pivots_npy, crops_npz, out_npz, device="cpu") -> None:
@@ -16,4 +17,4 @@ def run(generators, pivots_npy, crops_npz, out_npz, device="cpu") -> None:
     data = Crops.load(crops_npz)
     pivots = Latents.load(pivots_npy).latents
     out = render_tracks(lambda f: gens[f"face{f}"], pivots, data.valid, data.crops.shape[-2], device)
-    FaceCrops(out, data.valid, {}).save(out_npz)
+    FaceCrops(out, data.valid, {"work": work(0, int(data.valid.sum()))}).save(out_npz)

@@ -4,6 +4,9 @@ un-edited surroundings.
 loss = masked_MSE(G(w_edit), original_crop, border_mask) + content_weight * masked_MSE(G(w_edit), edited_0, content_mask)
 with masked_MSE = sum(err * mask) / sum(mask); Adam lr 3e-4; up to ``max_steps`` steps; early stop once the border
 loss is below ``border_threshold``. ``edited_0`` is the PTI generator's edited image before tuning.
+
+Work is counted per frame (``stitch.work``): ``steps`` = tuning steps (forward + backward + Adam), ``forwards`` =
+forward-only passes (the untuned edited image, the render that finds the border already matching, the final render).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from stitch.progress import tqdm
 from stitch.configs import StitchingConfig
 from stitch.models.stylegan2 import Generator
 from stitch.tensors import crops_to_tensor, tensor_to_crops
+from stitch.work import work_of
 
 
 def masked_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -33,28 +37,32 @@ def stitch_frame(
     with torch.no_grad():
         edited0 = G.synthesis(w_edit.to(device), noise_mode="const")
     if cfg.max_steps <= 0 or float(border.sum()) == 0:
-        return edited0.cpu(), {"steps": 0, "border_loss": None}
+        return edited0.cpu(), {"steps": 0, "forwards": 1, "border_loss": None}
     Gt = copy.deepcopy(G).to(device).train().requires_grad_(True)
     Gt.mapping.requires_grad_(False)
     opt = torch.optim.Adam([p for p in Gt.synthesis.parameters() if p.requires_grad], lr=cfg.lr)
     original, border, content, w = original.to(device), border.to(device), content.to(device), w_edit.to(device)
-    steps, border_loss, border_start, img = 0, None, None, edited0
-    for steps in range(1, cfg.max_steps + 1):
+    steps, forwards, border_loss, border_start, img = 0, 1, None, None, edited0
+    for _ in range(cfg.max_steps):
         img = Gt.synthesis(w, noise_mode="const")
         b_loss = masked_mse(img, original, border)
         border_loss = float(b_loss.detach())
         border_start = border_loss if border_start is None else border_start
         if border_loss < cfg.border_threshold:
+            forwards += 1  # this render is the result: no backward
             break
         loss = b_loss + cfg.content_weight * masked_mse(img, edited0, content)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        steps += 1
     else:
         with torch.no_grad():
             img = Gt.synthesis(w, noise_mode="const")
             border_loss = float(masked_mse(img, original, border))
-    return img.detach().cpu(), {"steps": steps, "border_loss": border_loss, "border_loss_start": border_start}
+        forwards += 1
+    return img.detach().cpu(), {"steps": steps, "forwards": forwards, "border_loss": border_loss,
+                                "border_loss_start": border_start}
 
 
 def stitch_track(
@@ -99,4 +107,5 @@ def run(generators, latents_npy, crops_npz, masks_npz, settings: dict, out_npz, 
         content = m["content_mask"][f][v].astype(np.float32) / 255.0
         out[f, v], stats = stitch_track(gens[f"face{f}"], w_edit[f][v], crops[f][v], border, content, cfg, device)
         all_stats[f"face{f}"] = stats
+    all_stats["work"] = work_of(s for face in all_stats.values() for s in face)
     FaceCrops(out, valid, all_stats).save(out_npz)

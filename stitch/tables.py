@@ -4,7 +4,8 @@
   identity distance to the source, the method's reconstruction PSNR / SSIM (/ LPIPS), attribute-probe deltas
   (age years, P(male), smile score) and seconds per frame of every stage that produced that video
   (``spf_<stage>``; shared stages such as landmarks count in every row, ``spf_pipeline`` is their sum without
-  the metrics themselves).
+  the metrics themselves), and the generator work per frame per edit (``steps_per_frame``: tuning steps,
+  ``forwards_per_frame``: forward-only renders; stitch.work; PTI, shared by a video's edits, divided over them).
 * ``methods.csv`` — one row per method, means over videos: edits' TL-ID / TG-ID / identity distance, the
   reconstruction's TL-ID / PSNR / SSIM, pipeline seconds per frame.
 * ``timings.csv`` — long format: video, method, edit, stage, the Snakemake benchmark it came from, seconds.
@@ -72,8 +73,40 @@ def timings(bench_dir, video: str, method: str, edit: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def build(summaries: list[dict], bench_dirs: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(metrics, methods, timings) tables from the metric summaries and the benchmark folders per video."""
+def read_work(path) -> dict | None:
+    """The ``work`` record (stitch.work) in a stage's stats: a JSON file or a crops ``.npz``'s ``stats`` member."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as z:
+            stats = json.loads(str(z["stats"])) if "stats" in z.files else {}
+    else:
+        stats = json.loads(path.read_text())
+    return stats.get("work")
+
+
+def work_columns(summaries: list[dict], work: dict | None) -> pd.DataFrame:
+    """Generator steps and forwards per frame per edit of every row (work shared by a video's edits divided over
+    them); NaN where a stage recorded no work."""
+    from stitch.work import per_frame_per_edit
+
+    rows = []
+    for s in summaries:
+        key = f"{s['video']}/{s['method']}/{s['edit']}"
+        records = [read_work(f) for f in (work or {}).get("files", {}).get(key, [])]
+        steps = forwards = float("nan")
+        if records and all(r is not None for r in records):
+            steps, forwards = per_frame_per_edit(records, s["frames"], work["edits"])
+        rows.append({"video": s["video"], "method": s["method"], "edit": s["edit"],
+                     "steps_per_frame": steps, "forwards_per_frame": forwards})
+    return pd.DataFrame(rows)
+
+
+def build(summaries: list[dict], bench_dirs: dict[str, str], work: dict | None = None,
+          ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(metrics, methods, timings) tables from the metric summaries, the benchmark folders per video and the
+    stages' work records (``work``: {"files": {"video/method/edit": [stats files]}, "edits": n})."""
     metrics = pd.DataFrame(summaries)
     metrics = metrics.drop(columns=[c for c in ("notes", "seconds") if c in metrics])  # seconds: spf_metrics
     tim = pd.concat([timings(bench_dirs[s["video"]], s["video"], s["method"], s["edit"]).assign(frames=s["frames"])
@@ -85,7 +118,9 @@ def build(summaries: list[dict], bench_dirs: dict[str, str]) -> tuple[pd.DataFra
     per_stage["pipeline"] = per_stage[list(PIPELINE)].sum(axis=1, min_count=1)
     per_stage.columns = [f"spf_{c}" for c in per_stage.columns]
     metrics = metrics.merge(per_stage.reset_index(), on=["video", "method", "edit"], how="left")
-    lead = ["video", "method", "edit", "frames", "frames_used", "tl_id", "tg_id", "id_dist", "recon_psnr",
+    metrics = metrics.merge(work_columns(summaries, work), on=["video", "method", "edit"], how="left")
+    lead = ["video", "method", "edit", "frames", "frames_used", "steps_per_frame", "forwards_per_frame",
+            "spf_pipeline", "tl_id", "tg_id", "id_dist", "recon_psnr",
             "recon_ssim", "recon_lpips", "age_delta", "p_male_delta", "smile_delta", "arcface_tl_id", "arcface_tg_id"]
     cols = [c for c in lead if c in metrics] + [c for c in metrics if c not in lead]
     metrics = metrics[cols]
@@ -102,6 +137,8 @@ def build(summaries: list[dict], bench_dirs: dict[str, str]) -> tuple[pd.DataFra
         if k in metrics:
             agg[k] = recon.groupby("method", sort=False)[k].mean()
     agg["spf_pipeline"] = edits.groupby("method", sort=False)["spf_pipeline"].mean()
+    agg["steps_per_frame"] = edits.groupby("method", sort=False)["steps_per_frame"].mean()
+    agg["forwards_per_frame"] = edits.groupby("method", sort=False)["forwards_per_frame"].mean()
     methods = pd.DataFrame(agg)
     methods.insert(0, "videos", metrics.groupby("method", sort=False)["video"].nunique())
     methods.index.name = "method"
@@ -122,7 +159,7 @@ def markdown(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
 
 HTML_COLUMNS = ["video", "method", "edit", "frames_used", "tl_id", "tg_id", "id_dist", "recon_psnr", "recon_ssim",
                 "recon_lpips", "age_delta", "p_male_delta", "smile_delta", "arcface_tl_id", "arcface_tg_id",
-                "spf_pti", "spf_render", "spf_pipeline", "spf_metrics"]
+                "steps_per_frame", "spf_pti", "spf_render", "spf_pipeline", "spf_metrics"]
 
 
 def html_page(metrics: pd.DataFrame, methods: pd.DataFrame) -> str:
@@ -143,9 +180,9 @@ def html_page(metrics: pd.DataFrame, methods: pd.DataFrame) -> str:
 
 
 def run(summary_jsons: list[str], bench_dirs: dict[str, str], out_metrics, out_methods, out_timings,
-        out_html=None) -> None:
+        out_html=None, work: dict | None = None) -> None:
     summaries = [json.loads(Path(p).read_text()) for p in summary_jsons]
-    metrics, methods, tim = build(summaries, bench_dirs)
+    metrics, methods, tim = build(summaries, bench_dirs, work)
     for df, path in ((metrics, out_metrics), (methods, out_methods), (tim, out_timings)):
         with atomic_path(path) as tmp:
             df.to_csv(tmp, index=False, float_format="%.6g")

@@ -14,7 +14,7 @@ rule baseline:
         method="e4e|no_stitch",
     params:
         pack=lambda wc: pack_dir(wc.video),
-    threads: 2
+    threads: 1  # torch: 1 thread per job (benchmarks/bench_threads.py, README)
     resources:
         gpu=1,
         mem_mb=4000,
@@ -42,7 +42,7 @@ rule baseline_pti_frame:
         pack=lambda wc: pack_dir(wc.video),
         edits=list(EDITS),
         settings=stage_settings("pti"),
-    threads: 2
+    threads: 1  # torch: 1 thread per job (benchmarks/bench_threads.py, README)
     resources:
         gpu=1,
         mem_mb=8000,

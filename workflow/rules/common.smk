@@ -432,10 +432,27 @@ def figure_inputs(methods):
     return inputs
 
 
+def work_files(video, method, edit):
+    """Files whose stats record the generator work (stitch.work) behind one method's edited video: the method's
+    crops and, for the joint-PTI methods, PTI's stats."""
+    files = [method_crops(SimpleNamespace(video=video, method=method, edit=edit))]
+    if method in ("stit", "no_stitch"):
+        files.append(R("pti", "stats.json").format(video=video))
+    return files
+
+
 def table_inputs(methods):
+    rows = [(v, m, e) for v in SAMPLES.index for m in methods for e in EVAL_EDITS]
     return {
-        "summaries": [metric_path(v, m, e, "json") for v in SAMPLES.index for m in methods for e in EVAL_EDITS],
+        "summaries": [metric_path(v, m, e, "json") for v, m, e in rows],
+        "work": sorted({f for row in rows for f in work_files(*row)}),
     }
+
+
+def table_work(methods):
+    """The tables rule's params: "video/method/edit" -> work_files, and the number of edits sharing PTI."""
+    rows = [(v, m, e) for v in SAMPLES.index for m in methods for e in EVAL_EDITS]
+    return {"files": {f"{v}/{m}/{e}": work_files(v, m, e) for v, m, e in rows}, "edits": len(EDITS)}
 
 
 def evaluation_outputs(methods, paper=False):

@@ -90,6 +90,7 @@ rule tables:
         f"{RESULTS}/benchmarks/tables.tsv"
     params:
         benchmarks={v: str(Path(RESULTS, v, "benchmarks")) for v in SAMPLES.index},
+        work=table_work(config["methods"]),
     threads: 1
     resources:
         mem_mb=2000,
@@ -118,6 +119,9 @@ use rule tables as tables_paper with:
         **table_inputs(METHODS),
     output:
         **table_outputs(paper=True),
+    params:
+        benchmarks={v: str(Path(RESULTS, v, "benchmarks")) for v in SAMPLES.index},
+        work=table_work(METHODS),
     log:
         f"{RESULTS}/logs/tables_paper.log",
     benchmark:

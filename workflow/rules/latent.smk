@@ -13,7 +13,7 @@ rule invert:
         R("benchmarks", "invert.tsv")
     params:
         pack=lambda wc: pack_dir(wc.video),
-    threads: 2
+    threads: 1  # torch: 1 thread per job (benchmarks/bench_threads.py, README)
     resources:
         gpu=1,
         mem_mb=6000,
@@ -39,7 +39,7 @@ rule pti:
     params:
         pack=lambda wc: pack_dir(wc.video),
         settings=stage_settings("pti"),
-    threads: 2
+    threads: 1  # torch: 1 thread per job (benchmarks/bench_threads.py, README)
     resources:
         gpu=1,
         mem_mb=8000,

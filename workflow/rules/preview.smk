@@ -25,7 +25,7 @@ rule preview_video:
         keyframes=5,
         feather=lambda wc: setting(wc.video, "paste", "feather"),
         mode=lambda wc: setting(wc.video, "paste", "mode"),
-    threads: 2
+    threads: 1  # torch: 1 thread per job (benchmarks/bench_threads.py, README)
     resources:
         gpu=1,
         mem_mb=3000,

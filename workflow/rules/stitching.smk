@@ -17,7 +17,7 @@ rule stitching:
         R("benchmarks", "stitching_{edit}.tsv")
     params:
         settings=stage_settings("stitching"),
-    threads: 2
+    threads: 1  # torch: 1 thread per job (benchmarks/bench_threads.py, README)
     resources:
         gpu=1,
         mem_mb=8000,
@@ -40,7 +40,7 @@ rule recon:
         R("logs", "recon.log"),
     benchmark:
         R("benchmarks", "recon.tsv")
-    threads: 2
+    threads: 1  # torch: 1 thread per job (benchmarks/bench_threads.py, README)
     resources:
         gpu=1,
         mem_mb=4000,

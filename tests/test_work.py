@@ -1,0 +1,104 @@
+"""Generator work counting (issue #13): the steps and forwards PTI, stitching and the renders record equal the
+passes that really ran (counted with hooks on the synthesis network), and the tables divide shared work."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from stitch.configs import PTIConfig, StitchingConfig
+from stitch.packs import make_random_pack
+from stitch.pti import edit_space, pti_tune
+from stitch.stagefiles import FaceCrops
+from stitch.stitching import stitch_frame
+from stitch.tables import work_columns
+from stitch.work import per_frame_per_edit, sum_work, work, work_of
+
+
+@pytest.fixture(scope="module")
+def G(tmp_path_factory):
+    return make_random_pack(tmp_path_factory.mktemp("pack"), resolution=32).generator()
+
+
+class Passes:
+    """Counts the images passed forward and backward through every copy of a generator's synthesis network. The
+    hooks are plain closures: ``copy.deepcopy`` (PTI's and stitching's tuned copies) keeps a function as it is, so
+    the copies count into the same counter (a bound method would be copied with its object)."""
+
+    def __init__(self, G):
+        count = self.count = {"forward": 0, "backward": 0}
+
+        def fwd(module, args, output):
+            count["forward"] += output.shape[0]
+
+        def bwd(module, grad_input, grad_output):
+            count["backward"] += grad_output[0].shape[0]
+
+        self.handles = [G.synthesis.register_forward_hook(fwd), G.synthesis.register_full_backward_hook(bwd)]
+
+    def close(self):
+        for h in self.handles:
+            h.remove()
+
+    def as_work(self):  # a step is a forward with its backward
+        return self.count["backward"], self.count["forward"] - self.count["backward"]
+
+
+def _problem(G, n=3):
+    ws = torch.randn(n, G.num_ws, G.w_dim, generator=torch.Generator().manual_seed(1)).numpy()
+    crops = np.random.default_rng(0).integers(0, 256, (n, G.img_resolution, G.img_resolution, 3), np.uint8)
+    return ws, crops
+
+
+@pytest.mark.parametrize("reg", [0.0, 1.0], ids=["plain", "edit regulariser"])
+def test_pti_records_the_passes_it_ran(G, reg):
+    ws, crops = _problem(G)
+    space = edit_space({"age": torch.randn(G.num_ws, G.w_dim) * 0.1}) if reg else None
+    passes = Passes(G)
+    try:
+        _, st = pti_tune(G, ws, crops, PTIConfig(epochs=2, lr=1e-3, edit_reg_weight=reg), progress=False, space=space)
+    finally:
+        passes.close()
+    assert (st["work"]["generator_steps"], st["work"]["generator_forwards"]) == passes.as_work()
+    assert st["work"]["generator_steps"] == 2 * 3 * (2 if reg else 1) and st["work"]["shared_by_edits"]
+
+
+@pytest.mark.parametrize("threshold, max_steps", [(0.0, 4), (1e9, 4), (0.0, 0)], ids=["full", "early stop", "off"])
+def test_stitching_records_the_passes_it_ran(G, threshold, max_steps):
+    r = G.img_resolution
+    w = torch.randn(1, G.num_ws, G.w_dim, generator=torch.Generator().manual_seed(2))
+    border = torch.zeros(1, 1, r, r)
+    border[..., :3, :] = 1
+    passes = Passes(G)
+    try:
+        _, st = stitch_frame(G, w, torch.zeros(1, 3, r, r), border, 1 - border,
+                             StitchingConfig(max_steps=max_steps, lr=1e-3, border_threshold=threshold))
+    finally:
+        passes.close()
+    assert (st["steps"], st["forwards"]) == passes.as_work()
+    assert st["steps"] == (4 if threshold == 0.0 and max_steps else 0)
+
+
+def test_work_sums_and_shares():
+    frames = [{"steps": 3, "forwards": 1}, {"steps": 0, "forwards": 2}]
+    assert work_of(frames) == work(3, 3)
+    assert sum_work([work(4, 2, True), work(6, 1, True)]) == work(10, 3, True)
+    # 10 frames, 4 edits: PTI's 80 steps are shared (20 per edit), stitching's 30 are this edit's own
+    assert per_frame_per_edit([work(80, 8, True), work(30, 10)], frames=10, edits=4) == (5.0, 1.2)
+
+
+def test_tables_read_work_from_stats_files(tmp_path):
+    pti = tmp_path / "stats.json"
+    pti.write_text(json.dumps({"work": work(120, 20, True)}))
+    crops = tmp_path / "older.npz"
+    FaceCrops(np.zeros((1, 10, 4, 4, 3), np.uint8), np.ones((1, 10), bool), {"work": work(50, 15)}).save(crops)
+    summaries = [{"video": "v", "method": "stit", "edit": "older", "frames": 10},
+                 {"video": "v", "method": "e4e", "edit": "older", "frames": 10}]
+    files = {"v/stit/older": [str(crops), str(pti)], "v/e4e/older": [str(tmp_path / "missing.npz")]}
+    df = work_columns(summaries, {"files": files, "edits": 3}).set_index("method")
+    assert df.loc["stit", "steps_per_frame"] == pytest.approx((120 / 3 + 50) / 10)
+    assert df.loc["stit", "forwards_per_frame"] == pytest.approx((20 / 3 + 15) / 10)
+    assert np.isnan(df.loc["e4e", "steps_per_frame"])  # no record: not a made-up zero
