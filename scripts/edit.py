@@ -8,4 +8,4 @@ from stitch.smk import setup
 setup(snakemake)
 i, o, p = snakemake.input, snakemake.output, snakemake.params
 run(i.pivots, p.pack, p.factors, o.latents, i.info, time_range=p.time_range, envelope_json=o.envelope,
-    name=snakemake.wildcards.edit)
+    name=snakemake.wildcards.edit, calibration_json=i.get("calibration"), multiplier=p.multiplier)

@@ -8,4 +8,4 @@ from stitch.smk import setup
 device = setup(snakemake)
 i, o, p = snakemake.input, snakemake.output, snakemake.params
 run(i.video, i.info, i.tracks, i.quads, p.pack, p.edits, o.sheet, o.layout, keyframes=p.keyframes, feather=p.feather,
-    mode=p.mode, device=device)
+    mode=p.mode, device=device, targets=p.targets, sweeps=p.sweeps, probe_path=i.probe, calibrate=p.calibrate)

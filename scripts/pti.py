@@ -6,5 +6,5 @@ from stitch.pti import run
 from stitch.smk import setup
 
 device = setup(snakemake)
-run(snakemake.input.crops, snakemake.input.pivots, snakemake.params.pack, snakemake.params.settings,
+run(snakemake.input.crops, snakemake.input.pivots, snakemake.input.tracks, snakemake.params.pack, snakemake.params.settings,
     snakemake.output.generators, snakemake.output.stats, device=device)

@@ -43,6 +43,11 @@ class PTIConfig:
     lpips_weight: float = 1.0  # used only when the pack ships LPIPS weights
     seed: int = 0
     edit_reg_weight: float = 0.0  # edit-preserving regulariser (not in STIT: 0)
+    keyframes: int = 0  # tune on this many keyframes (stitch.keyframes; 0 = every frame, STIT)
+    batch: int = 1  # frames per Adam step (STIT: 1)
+    lr_schedule: str = "constant"  # constant (STIT) | cosine (per epoch, to 0 at the end)
+    refine_frames: int = 0  # frames added half-way where the reconstruction falls behind the keyframes'
+    refine_margin_db: float = 1.0  # "behind": PSNR more than this below the keyframes' median
 
     @classmethod
     def from_settings(cls, settings: dict) -> "PTIConfig":
@@ -58,6 +63,7 @@ class StitchingConfig:
     lr: float = 3e-4
     border_threshold: float = 0.005  # STIT: 0.005 (0.002 for hard backgrounds)
     content_weight: float = 0.01
+    warm_start: bool = False  # start each frame from the previous frame's tuned weights (STIT: from PTI's)
 
     @classmethod
     def from_settings(cls, settings: dict) -> "StitchingConfig":
@@ -70,6 +76,37 @@ class PasteConfig:
     mode: str = "generator"  # generator: paste the generator's face (STIT) | detail: the edit's change on the source
 
 
+@dataclass(frozen=True)
+class CalibrateConfig:
+    """Edit targets in probe units (stitch.targets) -> factors per video (stitch.calibrate; not in STIT)."""
+
+    keyframes: int = 8  # frames spread over the main face track, rendered and probed per tried factor
+    max_factor: float = 20.0  # |factor| limit of the search (the demo pack's typical factors: age 8, gender 6, smile 3)
+    max_id_dist: float = 0.6  # dlib descriptor distance to the un-edited render (< 0.6 = same person), keyframe mean
+    max_evals: int = 8  # probe evaluations per target, the un-edited one included
+    age_tol: float = 1.0  # years: age_years reached when within this
+    smile_tol: float = 0.02  # smile_score reached when within this
+    gender_p: float = 0.9  # gender target: mean P(male) to reach (female: 1 - gender_p)
+    gender_tol: float = 0.05  # gender reached when P(male) is within this of its target
+
+    @classmethod
+    def from_settings(cls, settings: dict) -> "CalibrateConfig":
+        return from_settings(cls, settings)
+
+
+#: schedule name -> {stage: {key: value}}: a layer of the settings resolver between config.yaml and the pack's
+#: defaults (stitch.settings). ``reference`` is STIT's (nothing changed); ``fast`` tunes PTI on keyframes in batches
+#: with a cosine learning rate and starts each frame's stitching from the previous frame's weights (issue #13;
+#: values chosen with benchmarks/bench_schedule.py).
+SCHEDULES: dict[str, dict[str, dict[str, Any]]] = {
+    "reference": {},
+    "fast": {
+        "pti": {"keyframes": 24, "batch": 4, "epochs": 60, "lr_schedule": "cosine", "refine_frames": 8},
+        "stitching": {"warm_start": True, "max_steps": 10},
+    },
+}
+
+
 #: stage name -> its settings dataclass (the config.yaml section of the same name)
 STAGES: dict[str, type] = {
     "landmarks": LandmarksConfig,
@@ -78,6 +115,7 @@ STAGES: dict[str, type] = {
     "pti": PTIConfig,
     "stitching": StitchingConfig,
     "paste": PasteConfig,
+    "calibrate": CalibrateConfig,
 }
 
 

@@ -51,15 +51,20 @@ def apply_edit(pivots: np.ndarray, directions: Mapping[str, torch.Tensor], facto
 
 
 def run(pivots_npy, pack_dir, factors: dict, out_npy, info_json, time_range: dict | None = None,
-        envelope_json=None, name: str = "edit") -> None:
+        envelope_json=None, name: str = "edit", calibration_json=None, multiplier: float = 1.0) -> None:
     """Stage ``edit``: edited latents (same shape as the pivots) for one named edit and (``envelope_json``) its
     per-frame envelope; ``time_range``: the normalised range (:func:`stitch.edit_range.check_range`) or None
-    (every frame)."""
+    (every frame). ``factors``: the raw factors; an edit with targets adds the calibrated factors of
+    ``calibration_json`` (rule calibrate) times ``multiplier`` (a strength sweep;
+    :func:`stitch.targets.final_factors`)."""
     import logging
 
     from stitch.atomic import write_json
     from stitch.packs import Pack
     from stitch.stagefiles import Latents
+    from stitch.targets import final_factors
+
+    factors = final_factors(factors, calibration_json, multiplier)
 
     info = json.loads(Path(info_json).read_text())
     fps = info["fps_num"] / info["fps_den"]
@@ -70,7 +75,8 @@ def run(pivots_npy, pack_dir, factors: dict, out_npy, info_json, time_range: dic
     edited = apply_edit(pivots, Pack.open(pack_dir).directions, factors, None if time_range is None else env)
     Latents(edited).save(out_npy)
     if envelope_json is not None:
-        write_json(envelope_json, {"edit": name, "factors": dict(factors), "range": time_range,
+        write_json(envelope_json, {"edit": name, "factors": dict(factors), "calibrated": calibration_json is not None,
+                                   "range": time_range,
                                    "fps": fps, "envelope": [float(e) for e in env]})
     logging.getLogger(__name__).info("edit %s: %d of %d frames active (range %s)", name, int((env > 0).sum()),
                                      len(env), time_range)

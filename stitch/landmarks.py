@@ -204,22 +204,58 @@ def tracks_file(tracks: list[Track], num_frames: int):
                   areas=stack("areas", ()), scores=stack("scores", ()), num_frames=num_frames)
 
 
+def rotate_detection(d: Detection, k: int, shape) -> Detection:
+    """``d`` found in ``np.rot90(frame, -k)`` in the coordinates of ``frame`` (shape (H, W, ...)): each
+    counter-clockwise quarter turn maps (x, y) of an image of width w to (y, w - 1 - x)."""
+    h, w = shape[:2]
+    pts = np.concatenate([np.asarray(d.landmarks, np.float64),
+                          np.asarray(d.box, np.float64).reshape(2, 2)], axis=0)
+    size = (h, w) if k % 2 else (w, h)  # width, height of the rotated image the detection is in
+    for _ in range(k % 4):
+        wr = size[0]
+        pts = np.stack([pts[:, 1], wr - 1 - pts[:, 0]], axis=1)
+        size = (size[1], size[0])
+    lo, hi = np.minimum(pts[-2], pts[-1]), np.maximum(pts[-2], pts[-1])
+    return Detection(tuple(int(round(v)) for v in (*lo, *hi)), d.score, pts[:-2])
+
+
 def run(video, out_npz, upsample: int = 0, max_gap: int = 8, min_track_frac: float = 0.3) -> list[Track]:
     """Stage ``landmarks``: detect + landmark every frame, link faces into tracks, write ``tracks.npz``."""
     import logging
 
-    from stitch.video import iter_frames
+    from stitch.video import display_rotation, iter_frames
 
     log = logging.getLogger(__name__)
-    dets = detect_video(iter_frames(video), FaceLandmarker(upsample))
+    landmarker = FaceLandmarker(upsample)
+    dets = detect_video(iter_frames(video), landmarker)
     tracks = track_faces(dets, max_gap=max_gap, min_track_frac=min_track_frac)
     n = len(dets)
+    stored = display_rotation(video) if not tracks else 0
+    if stored:  # frames are processed as shown; a tagged clip may show its face turned: look in the stored frames
+        log.info("%s: no face upright as shown (rotation tag %d degrees); detecting in the stored orientation",
+                 video, stored)
+        k = stored // 90
+        dets = [[rotate_detection(d, k, f.shape) for d in landmarker.detect(np.ascontiguousarray(np.rot90(f, -k)))]
+                for f in iter_frames(video)]
+        tracks = track_faces(dets, max_gap=max_gap, min_track_frac=min_track_frac)
+    if not tracks:
+        raise no_face_error(video, n, upsample, min_track_frac)
     tracks_file(tracks, n).save(out_npz)
     n_none = sum(1 for d in dets if not d)
     log.info("%s: %d frames, %d without a face, %d track(s) kept", video, n, n_none, len(tracks))
     for tr in tracks:
         log.info("track %d: present on %d/%d frames (%d..%d), mean box area %.0f px²",
                  tr.id, tr.num_present, n, tr.first, tr.last, tr.mean_area)
-    if not tracks:
-        log.warning("%s: no face track found (no face on at least %.0f%% of the frames)", video, 100 * min_track_frac)
     return tracks
+
+
+def no_face_error(video, num_frames: int, upsample: int, min_track_frac: float):
+    """The one line for a video without a usable face track, with the fix for small faces."""
+    from stitch.errors import StitchError
+
+    where = f"no face track found in {video} (a face on at least {100 * min_track_frac:.0f}% of its {num_frames} frames)"
+    if upsample < 2:
+        return StitchError(f"{where}; if the face is small (under ~{80 >> upsample} px), set landmarks.upsample: "
+                           f"{upsample + 1} or {upsample + 2} in config/config.yaml or the samples.tsv column "
+                           "landmarks_upsample (slower); else give a video where a face shows on most frames")
+    return StitchError(f"{where}; give a video where a face (of at least ~{80 >> upsample} px) shows on most frames")

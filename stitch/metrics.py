@@ -313,10 +313,11 @@ def summarise(df: pd.DataFrame, src: dict, edit: dict, meta: dict, notes: list[s
 
 
 def run(source_npz, edited_video, crops_npz, recon_npz, quads_npz, pack_dir, probe_path, out_csv, out_json,
-        meta: dict, device="cpu", seam: dict | None = None) -> dict:
+        meta: dict, device="cpu", seam: dict | None = None, calibration_json=None) -> dict:
     """Stage ``metrics`` for one video × method × edit: per-frame CSV and summary JSON. ``seam``: {"video": the
     source video, "masks": masks.npz, "feather": the paste setting} adds the seam and sharpness columns.
-    ``probe_path``: as :func:`run_source`."""
+    ``probe_path``: as :func:`run_source`. ``calibration_json``: an edit with targets' ``calibrate/{edit}.json``
+    adds the target vs reached columns (:func:`stitch.targets.report_columns`)."""
     from stitch.packs import Pack
     from stitch.probes import AttributeProbe
     from stitch.video import read_frames
@@ -348,6 +349,15 @@ def run(source_npz, edited_video, crops_npz, recon_npz, quads_npz, pack_dir, pro
 
         df = df.join(seam_table(seam["video"], edited_video, seam["masks"], quads_npz, seam["feather"]))
     summary = summarise(df, src, edit, meta, notes)
+    if calibration_json is not None:
+        import json
+        from pathlib import Path
+
+        from stitch.targets import report_columns
+
+        faces = df["found_src"] & df["found_edit"]
+        summary.update(report_columns(json.loads(Path(calibration_json).read_text()), summary,
+                                      df.loc[faces, "p_male_edit"].to_numpy()))
     summary["seconds"] = round(time.time() - t0, 3)
     with atomic_path(out_csv) as tmp:
         df.to_csv(tmp, index=False, float_format="%.6g")

@@ -66,6 +66,7 @@ def dotted(keys: Sequence) -> str:
 def check_config(config: Mapping, schema: Mapping, sources: Sources) -> None:
     """The merged config: no edit set emptied by a later file, valid under the schema, every number finite."""
     check_edits_not_emptied(sources)
+    check_edit_targets(config.get("edits"), sources)
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(config))
     if error is not None:
         raise StitchError(schema_error_line(error, sources))
@@ -133,17 +134,45 @@ def check_sample_row(row: Mapping, schema: Mapping, where: str) -> None:
     raise StitchError(f"{where}: {what}: {error.message}; {hint}")
 
 
+def check_edit_targets(edits: Any, sources: Sources) -> None:
+    """Edit targets (:mod:`stitch.targets`) before the schema, so a bad one gets its own line: a number for
+    age_years / smile_score, male / female for a gender target, not both a target and a raw factor of its
+    direction."""
+    from stitch.targets import TARGETS, is_target, split_targets, target_error
+
+    for name, spec in (edits or {}).items() if isinstance(edits, Mapping) else ():
+        if not isinstance(spec, Mapping):
+            continue
+        for key, value in spec.items():
+            error = target_error(key, value) if key in TARGETS else None
+            if error:
+                raise StitchError(f"{defined_in(sources, ['edits', name, key])}: edits.{name}.{key} {error}")
+        raw, targets = split_targets(spec)
+        for key in targets:
+            direction = TARGETS[key].direction
+            if direction in raw and not is_target(direction, raw[direction]):
+                raise StitchError(f"{defined_in(sources, ['edits', name])}: edits.{name} sets both {direction} (a raw "
+                                  f"factor) and {key} (a target for direction {direction}); keep one of them")
+
+
 def check_edit_directions(edits: Mapping[str, Mapping], known: Sequence[str], pack: str, sources: Sources) -> None:
-    """Every direction an edit names exists in the pack (``known``): else one line naming the edit, the unknown
-    direction and the known ones."""
+    """Every direction an edit names (or a target of it calibrates, :mod:`stitch.targets`) exists in the pack
+    (``known``): else one line naming the edit, the unknown direction or target and the known ones."""
+    from stitch.targets import TARGETS, is_target
+
+    targets = ", ".join(TARGETS)
     for name, factors in edits.items():
-        for direction in factors:
-            if direction not in known:
-                close = difflib.get_close_matches(direction, known, n=1)
+        for key, value in factors.items():
+            where = f"{defined_in(sources, ['edits', name])}: edits.{name}"
+            if is_target(key, value):
+                if TARGETS[key].direction not in known:
+                    raise StitchError(f"{where}: target {key} calibrates direction {TARGETS[key].direction!r}, which "
+                                      f"model pack {pack} does not have; known directions: {', '.join(sorted(known))}")
+            elif key not in known:
+                close = difflib.get_close_matches(key, [*known, *TARGETS], n=1)
                 hint = f"did you mean {close[0]!r}? " if close else ""
-                raise StitchError(f"{defined_in(sources, ['edits', name])}: edits.{name} uses direction "
-                                  f"{direction!r}, which model pack {pack} does not have; {hint}"
-                                  f"known directions: {', '.join(sorted(known))}")
+                raise StitchError(f"{where} uses direction {key!r}, which model pack {pack} does not have; "
+                                  f"{hint}known directions: {', '.join(sorted(known))}; targets: {targets}")
 
 
 def remove_outputs(paths: Sequence[str]) -> int:

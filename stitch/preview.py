@@ -5,7 +5,9 @@ only those frames) are inverted with the pack's e4e encoder, every edit (incl. s
 ranges are not applied) is rendered with the pack's generator and pasted back with the landmark masks of
 :mod:`stitch.masks` and the paste stage's feathered alpha (:mod:`stitch.paste`, honouring ``paste.mode``). The
 result is one contact sheet per video: a row per keyframe, columns source | reconstruction | each edit, a square
-tile around the face; ``layout.json`` beside it says where each tile is.
+tile around the face; ``layout.json`` beside it says where each tile is. An edit with targets (:mod:`stitch.targets`)
+is first calibrated on these keyframes (e4e pivots, the pack's generator, :func:`calibrate_targets`); its column
+title shows the probe reading reached and the target.
 """
 
 from __future__ import annotations
@@ -81,16 +83,23 @@ def keyframe_alphas(landmarks: np.ndarray, quads: np.ndarray, valid: np.ndarray,
     return out
 
 
-def render_faces(pack, crops: np.ndarray, valid: np.ndarray, edits: dict, device="cpu") -> dict[str, np.ndarray]:
-    """{"_recon" and each edit: (F, K, R, R, 3) uint8}: e4e pivots of the valid crops, edited and rendered."""
-    from stitch.edit import apply_edit
+def invert_faces(pack, crops: np.ndarray, valid: np.ndarray, device="cpu") -> np.ndarray:
+    """(F, K, L, C) e4e pivots of the valid crops (zeros elsewhere)."""
     from stitch.invert import invert_crops
-    from stitch.tensors import render_tracks
 
-    enc, G = pack.encoder(device), pack.generator(device)
+    enc = pack.encoder(device)
     pivots = np.zeros(valid.shape + (enc.cfg.num_ws, enc.cfg.w_dim), np.float32)
     for f in range(valid.shape[0]):
         pivots[f, valid[f]] = invert_crops(enc, crops[f][valid[f]], device=device, progress=False)
+    return pivots
+
+
+def render_faces(pack, pivots: np.ndarray, valid: np.ndarray, edits: dict, device="cpu") -> dict[str, np.ndarray]:
+    """{"_recon" and each edit: (F, K, R, R, 3) uint8}: the pivots, edited and rendered by the pack's generator."""
+    from stitch.edit import apply_edit
+    from stitch.tensors import render_tracks
+
+    G = pack.generator(device)
     latents = {"_recon": pivots}
     latents.update({name: apply_edit(pivots, pack.directions, factors) for name, factors in edits.items()})
     return {name: render_tracks(lambda f: G, w, valid, pack.resolution, device) for name, w in latents.items()}
@@ -106,11 +115,12 @@ def contact_sheet(rows: list[tuple[str, list[np.ndarray]]], titles: list[str], o
 
     size = rows[0][1][0].shape[0]
     xs = [LABEL_W + c * (size + GAP) for c in range(len(titles))]
-    ys = [TITLE_H + r * (size + GAP) for r in range(len(rows))]
+    title_h = TITLE_H * max(t.count("\n") + 1 for t in titles)  # a target's title has a second line
+    ys = [title_h + r * (size + GAP) for r in range(len(rows))]
     width, height = xs[-1] + size + GAP, ys[-1] + size + GAP
     fig = plt.figure(figsize=(width / DPI, height / DPI), dpi=DPI, facecolor="white")
     for c, title in enumerate(titles):
-        fig.text((xs[c] + size / 2) / width, 1 - (TITLE_H / 2) / height, title, ha="center", va="center", fontsize=9)
+        fig.text((xs[c] + size / 2) / width, 1 - (title_h / 2) / height, title, ha="center", va="center", fontsize=9)
     for r, (label, images) in enumerate(rows):
         fig.text(6 / width, 1 - (ys[r] + size / 2) / height, label, ha="left", va="center", fontsize=8)
         for c, img in enumerate(images):
@@ -121,9 +131,44 @@ def contact_sheet(rows: list[tuple[str, list[np.ndarray]]], titles: list[str], o
     return {"tile": size, "x": xs, "y": ys, "width": width, "height": height}
 
 
+def calibrate_targets(pack, frames, quads, alphas, pivots, keys, targets: dict, edits: dict, sweeps: dict,
+                      probe_path, settings: dict, feather: bool, mode: str, device="cpu") -> tuple[dict, dict]:
+    """Edits with targets (:mod:`stitch.targets`) calibrated on the preview's keyframes with the e4e pivots and the
+    pack's generator (:func:`stitch.calibrate.calibrate_edit`; the full run calibrates with the PTI generator, so
+    its factors differ). ``edits``: raw factors of every edit; ``sweeps``: {sweep: [edit, multiplier]}. Returns
+    (every edit's factors, {edit: column title suffix})."""
+    from stitch.attributes import AttributeProbe
+    from stitch.calibrate import calibrate_edit
+    from stitch.configs import CalibrateConfig
+    from stitch.keyframe_edits import KeyframeEdits
+    from stitch.targets import describe, describe_reading
+
+    factors, titles = {name: dict(f) for name, f in edits.items()}, {}
+    if not targets:
+        return factors, titles
+    data = {"keys": keys, "frames": frames, "quads": quads[0], "alphas": alphas[0], "pivots": pivots[0]}
+    kf = KeyframeEdits(data, pack.generator(device), pack.directions, AttributeProbe.load(probe_path), feather,
+                       mode, device)
+    cfg = CalibrateConfig.from_settings(settings)
+    found = {}
+    for name, spec in targets.items():
+        doc = calibrate_edit(kf, edits[name], spec, cfg, name)
+        found[name], factors[name] = doc["calibrated_factors"], doc["factors"]
+        titles[name] = "; ".join(f"{describe_reading(k, t['reached_value'])} ({describe(k, t['target'])})"
+                                 for k, t in doc["targets"].items())
+    for sweep, (name, mult) in sweeps.items():
+        factors[sweep].update({d: f * mult for d, f in found[name].items()})
+    return factors, titles
+
+
 def run(video, info_json, tracks_npz, quads_npz, pack_dir, edits: dict, out_png, out_json, keyframes: int = 5,
-        feather: bool = True, mode: str = "generator", device="cpu") -> None:
-    """Stage ``preview``: ``out_png`` (contact sheet) and ``out_json`` (keyframes, columns, tile positions)."""
+        feather: bool = True, mode: str = "generator", device="cpu", targets: dict | None = None,
+        sweeps: dict | None = None, probe_path=None, calibrate: dict | None = None) -> None:
+    """Stage ``preview``: ``out_png`` (contact sheet) and ``out_json`` (keyframes, columns, tile positions).
+
+    ``edits``: raw factors of every edit; ``targets``: {edit: its targets} of the edits that have some, calibrated
+    here (:func:`calibrate_targets`, ``probe_path`` the attribute probe, ``calibrate`` its settings; ``sweeps``:
+    {sweep edit: [edit, multiplier]} of their sweeps); their column titles show reached (target)."""
     from stitch.packs import Pack
     from stitch.paste import PASTE_MODES, feather_radius, paste_video
     from stitch.stagefiles import Quads, Tracks
@@ -142,7 +187,10 @@ def run(video, info_json, tracks_npz, quads_npz, pack_dir, edits: dict, out_png,
     for f, k in zip(*np.nonzero(valid)):
         crops[f, k] = crop_face(frames[k], quads[f, k], res)
     alphas = keyframe_alphas(tracks.landmarks[q.track_ids][:, keys], quads, valid, res)
-    faces = render_faces(pack, crops, valid, edits, device)
+    pivots = invert_faces(pack, crops, valid, device)
+    edits, reached = calibrate_targets(pack, frames, quads, alphas, pivots, keys, targets or {}, edits, sweeps or {},
+                                       probe_path, calibrate or {}, feather, mode, device)
+    faces = render_faces(pack, pivots, valid, edits, device)
     radius = feather_radius(res) if feather else 0
     bases = faces["_recon"] if mode == "detail" else None
     columns = {"source": frames,
@@ -152,7 +200,9 @@ def run(video, info_json, tracks_npz, quads_npz, pack_dir, edits: dict, out_png,
     boxes = [face_box(quads[0, k], frames.shape[1:3]) for k in range(len(keys))]
     rows = [(f"frame {t}\n{t / fps:.2f} s", [tile(col[k], boxes[k]) for col in columns.values()])
             for k, t in enumerate(keys)]
-    layout = contact_sheet(rows, list(columns), out_png)
+    titles = [f"{c}\n{reached[c]}" if c in reached else c for c in columns]
+    layout = contact_sheet(rows, titles, out_png)
     write_json(out_json, {"keyframes": [int(t) for t in keys], "times": [float(t / fps) for t in keys],
-                          "columns": list(columns), "boxes": boxes, "paste_mode": mode, **layout})
+                          "columns": list(columns), "boxes": boxes, "paste_mode": mode, "targets": reached,
+                          "factors": edits, **layout})
     log.info("preview of %d edit(s) on %d keyframes %s -> %s", len(edits), len(keys), keys.tolist(), out_png)

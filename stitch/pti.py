@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -26,6 +27,7 @@ from stitch.progress import tqdm
 
 from stitch.configs import PTIConfig
 from stitch.edit import TYPICAL_FACTOR
+from stitch.keyframes import lagging_frames, select_keyframes
 from stitch.models.stylegan2 import Generator
 from stitch.tensors import crops_to_tensor, render
 from stitch.work import sum_work, work
@@ -73,10 +75,13 @@ def pti_tune(
     device: str | torch.device = "cpu",
     progress: bool = True,
     space: EditSpace | None = None,
+    features: np.ndarray | None = None,
 ) -> tuple[Generator, dict]:
-    """Return a tuned copy of ``G`` (``G`` itself is untouched) and PSNR before/after per frame.
+    """Return a tuned copy of ``G`` (``G`` itself is untouched) and PSNR before/after of every frame.
 
     ``space``: directions for the edit-preserving regulariser (used when ``cfg.edit_reg_weight`` > 0).
+    ``features``: (N, D) per-frame pose/expression features for keyframe selection (``cfg.keyframes`` > 0;
+    :func:`stitch.keyframes.landmark_features`); without them the pivots are the features.
     """
     regularise = cfg.edit_reg_weight > 0
     if regularise and not space:
@@ -87,65 +92,123 @@ def pti_tune(
     rng = np.random.default_rng(cfg.seed)
     targets = crops_to_tensor(crops)
     ws = torch.as_tensor(pivots, dtype=torch.float32)
-    before = psnr(render(G, ws, device=device), targets)
-    G0, y0 = None, None
-    if regularise:  # the untuned generator and its image of every pivot, fixed during tuning
-        G0 = copy.deepcopy(G).to(device).eval().requires_grad_(False)
-        with torch.no_grad():
-            y0 = [G0.synthesis(ws[i : i + 1].to(device), noise_mode="const") for i in range(len(ws))]
-    Gt = copy.deepcopy(G).to(device).train().requires_grad_(True)
-    Gt.mapping.requires_grad_(False)
-    opt = torch.optim.Adam([p for p in Gt.synthesis.parameters() if p.requires_grad], lr=cfg.lr, betas=(0.9, 0.999))
     n = len(ws)
-    bar = tqdm(total=cfg.epochs * n, desc="pti", disable=not progress)
+    features = pivots.reshape(n, -1) if features is None else np.asarray(features)
+    assert len(features) == n, (features.shape, n)
+    before = psnr(render(G, ws, device=device), targets)
+    tuner = _Tuner(G, ws, targets, cfg, perceptual, device, space if regularise else None, rng)
+    keys = select_keyframes(features, cfg.keyframes)
+    added = np.zeros(0, np.int64)
+    bar = tqdm(total=cfg.epochs * len(keys), desc="pti", disable=not progress)
+    loss = float("nan")
     for epoch in range(cfg.epochs):
-        for i in rng.permutation(n):
-            x = targets[i : i + 1].to(device)
-            y = Gt.synthesis(ws[i : i + 1].to(device), noise_mode="const")
-            loss = cfg.mse_weight * (y - x).square().mean()
-            if perceptual is not None and cfg.lpips_weight:
-                loss = loss + cfg.lpips_weight * perceptual(y, x).mean()
-            if regularise:
-                reg = edit_response_loss(Gt, G0, ws[i : i + 1].to(device), y, y0[i], space, rng)
-                loss = loss + cfg.edit_reg_weight * reg
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            bar.update(1)
-        bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.4f}")
+        if cfg.refine_frames > 0 and len(keys) < n and epoch == cfg.epochs // 2:
+            added = lagging_frames(psnr(tuner.render_all(), targets).numpy(), keys, features, cfg.refine_frames,
+                                   cfg.refine_margin_db)
+            keys = np.union1d(keys, added)
+            bar.total += (cfg.epochs - epoch) * len(added)
+        tuner.set_lr(cfg.lr * _lr_factor(cfg.lr_schedule, epoch, cfg.epochs))
+        order = keys[rng.permutation(len(keys))]
+        for i in range(0, len(order), cfg.batch):
+            loss = tuner.step(order[i : i + cfg.batch])
+            bar.update(len(order[i : i + cfg.batch]))
+        bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.4f}")
     bar.close()
-    Gt.eval().requires_grad_(False)
+    Gt = tuner.Gt.eval().requires_grad_(False)
     after = psnr(render(Gt, ws, device=device), targets)
     stats = {
-        "frames": n, "epochs": cfg.epochs, "steps": cfg.epochs * n, "lpips": perceptual is not None,
-        # every iteration tunes on the pivot (+ on the edited pivot, against G0's forward, when regularising);
-        # forwards: the before / after renders and G0's images of the pivots
-        "work": work(cfg.epochs * n * (2 if regularise else 1),
-                     2 * n + ((1 + cfg.epochs) * n if regularise else 0), shared_by_edits=True),
-        "edit_reg_weight": cfg.edit_reg_weight,
+        "frames": n, "epochs": cfg.epochs, "steps": tuner.steps, "lpips": perceptual is not None,
+        "edit_reg_weight": cfg.edit_reg_weight, "keyframes": keys.tolist(), "refined": added.tolist(),
         "psnr_before": float(before.mean()) if n else None, "psnr_after": float(after.mean()) if n else None,
-        "psnr_after_per_frame": after.tolist(),
+        "psnr_after_min": float(after.min()) if n else None, "psnr_after_per_frame": after.tolist(),
+        # forwards: the before / after renders and the other renders counted by the tuner
+        "work": work(tuner.steps, 2 * n + tuner.forwards, shared_by_edits=True),
     }
-    log.info("PTI: %d frames x %d epochs, PSNR %.2f -> %.2f dB", n, cfg.epochs, stats["psnr_before"] or 0, stats["psnr_after"] or 0)
+    log.info("PTI: %d frames (%d keyframes, %d added), %d steps, PSNR %.2f -> %.2f dB (min %.2f)", n, len(keys),
+             len(added), tuner.steps, stats["psnr_before"] or 0, stats["psnr_after"] or 0, stats["psnr_after_min"] or 0)
     return Gt.cpu(), stats
 
 
-def run(crops_npz, pivots_npy, pack_dir, settings: dict, out_generators, out_stats, device="cpu") -> dict:
-    """Stage ``pti``: one tuned generator per face track (bundle ``face<k>``) + PSNR stats JSON."""
+def _lr_factor(schedule: str, epoch: int, epochs: int) -> float:
+    if schedule == "constant":
+        return 1.0
+    if schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * epoch / max(1, epochs)))
+    raise ValueError(f"unknown PTI lr_schedule {schedule!r}")
+
+
+class _Tuner:
+    """The generator being tuned, its optimiser, and the count of generator passes (stitch.work): a step is one
+    image through the tuned generator with backward (pivot, and edited pivot when regularising); forwards are the
+    untuned generator's reference images and the mid-way check's renders."""
+
+    def __init__(self, G, ws, targets, cfg: PTIConfig, perceptual, device, space, rng):
+        self.ws, self.targets, self.cfg, self.perceptual, self.device = ws, targets, cfg, perceptual, device
+        self.space, self.rng = space, rng
+        self.G0 = copy.deepcopy(G).to(device).eval().requires_grad_(False) if space else None
+        self.y0: dict[int, torch.Tensor] = {}  # the untuned generator's image of each tuned pivot (regulariser)
+        self.Gt = copy.deepcopy(G).to(device).train().requires_grad_(True)
+        self.Gt.mapping.requires_grad_(False)
+        params = [p for p in self.Gt.synthesis.parameters() if p.requires_grad]
+        self.opt = torch.optim.Adam(params, lr=cfg.lr, betas=(0.9, 0.999))
+        self.steps = self.forwards = 0
+
+    def set_lr(self, lr: float) -> None:
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+
+    def reference(self, idx: np.ndarray) -> torch.Tensor:
+        for i in idx:
+            if int(i) not in self.y0:
+                with torch.no_grad():
+                    self.y0[int(i)] = self.G0.synthesis(self.ws[i : i + 1].to(self.device), noise_mode="const")
+                self.forwards += 1
+        return torch.cat([self.y0[int(i)] for i in idx])
+
+    def step(self, idx: np.ndarray) -> float:
+        w, x = self.ws[idx].to(self.device), self.targets[idx].to(self.device)
+        y = self.Gt.synthesis(w, noise_mode="const")
+        loss = self.cfg.mse_weight * (y - x).square().mean()
+        if self.perceptual is not None and self.cfg.lpips_weight:
+            loss = loss + self.cfg.lpips_weight * self.perceptual(y, x).mean()
+        self.steps += len(idx)
+        if self.space is not None:
+            y0 = self.reference(idx)
+            reg = edit_response_loss(self.Gt, self.G0, w, y, y0, self.space, self.rng)
+            loss = loss + self.cfg.edit_reg_weight * reg
+            self.steps += len(idx)
+            self.forwards += len(idx)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return float(loss.detach())
+
+    def render_all(self) -> torch.Tensor:
+        self.forwards += len(self.ws)
+        with torch.no_grad():
+            return render(self.Gt, self.ws, device=self.device)
+
+
+def run(crops_npz, pivots_npy, tracks_npz, pack_dir, settings: dict, out_generators, out_stats, device="cpu") -> dict:
+    """Stage ``pti``: one tuned generator per face track (bundle ``face<k>``) + PSNR stats JSON. The tracks'
+    landmarks choose the keyframes when ``keyframes`` > 0."""
     from stitch.atomic import write_json
+    from stitch.keyframes import landmark_features
     from stitch.models.native import save_bundle
     from stitch.packs import Pack
-    from stitch.stagefiles import Crops, Latents
+    from stitch.stagefiles import Crops, Latents, Tracks
 
     data = Crops.load(crops_npz)
     crops, valid = data.crops, data.valid
     pivots = Latents.load(pivots_npy).latents
+    landmarks = Tracks.load(tracks_npz).landmarks
     pack = Pack.open(pack_dir)
     G, cfg, perceptual, space = prepare(pack, settings, device)
     tuned, stats = {}, {"settings": settings, "faces": {}}
     for f in range(valid.shape[0]):
+        features = landmark_features(landmarks[data.track_ids[f]][valid[f]])
         Gt, st = pti_tune(G, pivots[f][valid[f]], crops[f][valid[f]], cfg, perceptual=perceptual, device=device,
-                          space=space)
+                          space=space, features=features)
         tuned[f"face{f}"] = Gt
         stats["faces"][f"face{f}"] = st
     stats["work"] = sum_work(st["work"] for st in stats["faces"].values())

@@ -1,8 +1,10 @@
 """One settings resolver: a video's value of every stage setting, and where it came from.
 
 Layers, first non-null wins: the video's samples.tsv column ``<stage>_<key>`` (``sample``) > config.yaml
-``<stage>.<key>`` (``config``) > the model pack's ``defaults.<stage>.<key>`` (``pack``) > the stage dataclass's
-default in :mod:`stitch.configs` (``default``). Types and ranges come from the config schema
+``<stage>.<key>`` (``config``) > the video's schedule preset (``schedule``, :data:`stitch.configs.SCHEDULES`) > the
+model pack's ``defaults.<stage>.<key>`` (``pack``) > the stage dataclass's default in :mod:`stitch.configs`
+(``default``). The schedule itself resolves the same way: column ``schedule`` > config ``schedule`` > the pack's
+``defaults.schedule`` > ``reference``. Types and ranges come from the config schema
 (``workflow/schemas/config.schema.yaml``), so a value is checked the same way whichever layer gives it, and every
 number must be finite. A bad value is one line naming the file, the setting and what to do.
 """
@@ -18,12 +20,12 @@ from typing import Any
 
 import jsonschema
 
-from stitch.configs import STAGES, defaults, field_types
+from stitch.configs import SCHEDULES, STAGES, defaults, field_types
 from stitch.errors import StitchError
 
-SOURCES = ("sample", "config", "pack", "default")
+SOURCES = ("sample", "config", "schedule", "pack", "default")
 #: samples.tsv columns that are not stage settings
-BASE_COLUMNS = ("sample", "path", "faces", "pack")
+BASE_COLUMNS = ("sample", "path", "faces", "pack", "schedule")
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,9 @@ def parse_sample_row(row: Mapping[str, Any], where: str, extra_columns=(), schem
 def check_pack_defaults(pack_defaults: Mapping, where: str, schema: Mapping | None = None) -> None:
     """A pack's ``defaults`` block may only name known stage settings with valid values."""
     for stage, values in (pack_defaults or {}).items():
+        if stage == "schedule":
+            check_schedule(values, f"{where}: defaults.schedule")
+            continue
         if stage not in STAGES or not isinstance(values, Mapping):
             raise StitchError(f"{where}: defaults.{stage} is not a stage with settings ({', '.join(STAGES)})")
         for key, value in values.items():
@@ -113,16 +118,34 @@ def check_pack_defaults(pack_defaults: Mapping, where: str, schema: Mapping | No
                 check_value(stage, key, value, where, schema)
 
 
+def check_schedule(name: Any, where: str) -> str:
+    if name not in SCHEDULES:
+        raise StitchError(f"{where}: schedule {name!r} is not one of {', '.join(SCHEDULES)}; use one of them")
+    return name
+
+
+def resolve_schedule(sample: Mapping, config: Mapping, pack_defaults: Mapping,
+                     where: Mapping[str, str] | None = None) -> Setting:
+    """The video's schedule: samples column ``schedule`` > config ``schedule`` > pack ``defaults.schedule``."""
+    where = where or {}
+    layers = (("sample", (sample or {}).get("schedule")), ("config", (config or {}).get("schedule")),
+              ("pack", (pack_defaults or {}).get("schedule")), ("default", "reference"))
+    source, name = next((s, v) for s, v in layers if v is not None)
+    return Setting(check_schedule(name, where.get(source, source)), source)
+
+
 def resolve_stage(stage: str, sample: Mapping, config: Mapping, pack_defaults: Mapping,
                   where: Mapping[str, str] | None = None, schema: Mapping | None = None) -> dict[str, Setting]:
     """{key: Setting} of one stage for one video. ``sample``: typed samples.tsv row; ``config``: the whole config;
     ``pack_defaults``: the pack's ``defaults`` block; ``where``: {source: file} for error messages."""
     where = where or {}
+    preset = SCHEDULES[resolve_schedule(sample, config, pack_defaults, where).value].get(stage, {})
     out = {}
     for key, default in defaults(stage).items():
         layers = (
             ("sample", (sample or {}).get(column(stage, key))),
             ("config", ((config or {}).get(stage) or {}).get(key)),
+            ("schedule", preset.get(key)),
             ("pack", ((pack_defaults or {}).get(stage) or {}).get(key)),
             ("default", default),
         )

@@ -29,18 +29,28 @@ def masked_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Te
     return (err * mask).sum() / mask.sum().clamp_min(1e-8)
 
 
+class Tuning:
+    """A tuned copy of a generator and its Adam state: per frame (STIT), or carried from frame to frame
+    (``warm_start``: consecutive frames need nearly the same change, so most start with the border matched)."""
+
+    def __init__(self, G: Generator, cfg: StitchingConfig, device: str | torch.device = "cpu"):
+        self.Gt = copy.deepcopy(G).to(device).train().requires_grad_(True)
+        self.Gt.mapping.requires_grad_(False)
+        self.opt = torch.optim.Adam([p for p in self.Gt.synthesis.parameters() if p.requires_grad], lr=cfg.lr)
+
+
 def stitch_frame(
     G: Generator, w_edit: torch.Tensor, original: torch.Tensor, border: torch.Tensor, content: torch.Tensor,
-    cfg: StitchingConfig, device: str | torch.device = "cpu",
+    cfg: StitchingConfig, device: str | torch.device = "cpu", tuning: Tuning | None = None,
 ) -> tuple[torch.Tensor, dict]:
-    """Tune a copy of G for one frame; returns the stitched image (1,3,R,R) and stats."""
+    """Tune a copy of G for one frame (or go on tuning ``tuning``, the previous frame's); returns the stitched
+    image (1,3,R,R) and stats. ``edited_0`` of the content loss is always ``G``'s (PTI's) edited image."""
     with torch.no_grad():
         edited0 = G.synthesis(w_edit.to(device), noise_mode="const")
     if cfg.max_steps <= 0 or float(border.sum()) == 0:
         return edited0.cpu(), {"steps": 0, "forwards": 1, "border_loss": None}
-    Gt = copy.deepcopy(G).to(device).train().requires_grad_(True)
-    Gt.mapping.requires_grad_(False)
-    opt = torch.optim.Adam([p for p in Gt.synthesis.parameters() if p.requires_grad], lr=cfg.lr)
+    tuning = tuning or Tuning(G, cfg, device)
+    Gt, opt = tuning.Gt, tuning.opt
     original, border, content, w = original.to(device), border.to(device), content.to(device), w_edit.to(device)
     steps, forwards, border_loss, border_start, img = 0, 1, None, None, edited0
     for _ in range(cfg.max_steps):
@@ -72,11 +82,12 @@ def stitch_track(
     """Stitch every frame of one face track -> edited crops (T, R, R, 3) uint8 and per-frame stats."""
     assert len(w_edit) == len(crops) == len(border) == len(content)
     out, stats = [], []
+    tuning = Tuning(G, cfg, device) if cfg.warm_start and len(crops) and cfg.max_steps > 0 else None
     for i in tqdm(range(len(crops)), desc="stitching", disable=not progress):
         img, st = stitch_frame(
             G, torch.as_tensor(w_edit[i : i + 1], dtype=torch.float32), crops_to_tensor(crops[i : i + 1]),
             torch.as_tensor(border[i], dtype=torch.float32)[None, None],
-            torch.as_tensor(content[i], dtype=torch.float32)[None, None], cfg, device,
+            torch.as_tensor(content[i], dtype=torch.float32)[None, None], cfg, device, tuning,
         )
         out.append(tensor_to_crops(img)[0])
         stats.append(st)

@@ -158,7 +158,7 @@ def markdown(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
 
 
 HTML_COLUMNS = ["video", "method", "edit", "frames_used", "tl_id", "tg_id", "id_dist", "recon_psnr", "recon_ssim",
-                "recon_lpips", "age_delta", "p_male_delta", "smile_delta", "arcface_tl_id", "arcface_tg_id",
+                "recon_lpips", "age_delta", "p_male_delta", "smile_delta", "target", "target_reached", "target_met", "arcface_tl_id", "arcface_tg_id",
                 "steps_per_frame", "spf_pti", "spf_render", "spf_pipeline", "spf_metrics"]
 
 
@@ -172,7 +172,9 @@ def html_page(metrics: pd.DataFrame, methods: pd.DataFrame) -> str:
             "<h3>Per video × method × edit</h3>"
             "<p>TL-ID / TG-ID: 1.0 = as coherent as the source; id_dist: dlib descriptor distance to the source frame; "
             "recon_*: the method's reconstruction at crop resolution; *_delta: attribute probe, edit − source; "
-            "spf_*: seconds per frame (benchmarks). <i>_recon</i> rows: the reconstruction without an edit.</p>"
+            "spf_*: seconds per frame (benchmarks). <i>_recon</i> rows: the reconstruction without an edit. "
+            "target / target_reached: an edit's target in probe units (config edits) and what the video reached; "
+            "target_met: the calibration reached it on its keyframes within the factor and identity limits.</p>"
             + main.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="")
             + "<h3>Means per method</h3>"
             + methods.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="")

@@ -9,73 +9,30 @@ from __future__ import annotations
 
 import logging
 import wave
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 
 import av
-import cv2
 import numpy as np
 
 from stitch.atomic import atomic_path
 from stitch.errors import StitchError
 from stitch.progress import tqdm
+from stitch.videoinfo import (  # noqa: F401  (the public names of video I/O live here)
+    VideoInfo, decoded, display_rotation, open_media, probe, upright, video_stream,
+)
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class VideoInfo:
-    """Facts about a video file: exact fps, decoded frame count, size, duration (s) and audio presence."""
-
-    fps: Fraction
-    num_frames: int
-    width: int
-    height: int
-    duration: float
-    has_audio: bool
-    audio_rate: int | None
-
-
-def _open(path: str | Path):
-    path = Path(path)
-    if not path.is_file():
-        raise StitchError(f"{path}: video file not found")
-    try:
-        return av.open(str(path))
-    except av.error.FFmpegError as e:
-        raise StitchError(f"{path}: not a readable video ({e})") from None
-
-
-def probe(path: str | Path) -> VideoInfo:
-    """Read a video's facts. The frame count comes from demuxing (exact), not from the header."""
-    with _open(path) as c:
-        if not c.streams.video:
-            raise StitchError(f"{path}: has no video stream")
-        vs = c.streams.video[0]
-        fps = vs.average_rate or vs.guessed_rate or vs.base_rate
-        if not fps:
-            raise StitchError(f"{path}: cannot determine the frame rate")
-        fps = Fraction(fps.numerator, fps.denominator)
-        width, height = vs.codec_context.width, vs.codec_context.height
-        audio = c.streams.audio[0] if c.streams.audio else None
-        audio_rate = audio.codec_context.sample_rate if audio is not None else None
-        n = sum(1 for p in c.demux(vs) if p.size > 0)
-    if n == 0:
-        raise StitchError(f"{path}: contains no video frames")
-    return VideoInfo(fps, n, width, height, float(n / fps), audio is not None, audio_rate)
-
-
 def iter_frames(path: str | Path) -> Iterator[np.ndarray]:
-    """Decode every frame as a C-contiguous uint8 RGB array (dlib rejects PyAV's strided arrays)."""
-    with _open(path) as c:
-        if not c.streams.video:
-            raise StitchError(f"{path}: has no video stream")
-        vs = c.streams.video[0]
-        vs.thread_type = "AUTO"
-        for frame in c.decode(vs):
-            yield np.ascontiguousarray(frame.to_ndarray(format="rgb24"))
+    """Decode every frame upright (the display matrix's rotation applied) as a C-contiguous uint8 RGB array
+    (dlib rejects PyAV's strided arrays)."""
+    with open_media(path) as c:
+        vs = video_stream(c, path)
+        for frame in decoded(c, vs, path):
+            yield upright(frame, path)
 
 
 def read_frames(path: str | Path, start: int = 0, count: int | None = None) -> np.ndarray:
@@ -100,7 +57,7 @@ def extract_audio(path: str | Path, out_wav: str | Path) -> bool:
 
     Returns False (and writes nothing) when the video has no audio.
     """
-    with _open(path) as c:
+    with open_media(path) as c:
         if not c.streams.audio:
             return False
         stream = c.streams.audio[0]
@@ -142,7 +99,7 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
 
 def audio_duration(path: str | Path) -> float:
     """Duration in seconds of the first audio stream of a media file (0.0 when there is none)."""
-    with _open(path) as c:
+    with open_media(path) as c:
         if not c.streams.audio:
             return 0.0
         stream = c.streams.audio[0]
@@ -160,12 +117,17 @@ def write_video(
     audio_path: str | Path | None = None,
     crf: int = 18,
     total: int | None = None,
+    pts: Sequence[int] | None = None,
+    time_base: Fraction | None = None,
 ) -> int:
-    """Encode RGB frames as H.264 (+ AAC from a WAV) at exactly ``fps``; returns the number of frames.
+    """Encode RGB frames as H.264 (+ AAC from a WAV); returns the number of frames.
 
-    Odd frame sizes use yuv444p (4:2:0 needs even sizes) so the output keeps the input size exactly.
+    Frame ``n`` is shown at ``n / fps``, or at ``pts[n] * time_base`` when ``pts`` are given (a variable frame
+    rate source keeps every frame's time). Odd frame sizes use yuv444p (4:2:0 needs even sizes) so the output
+    keeps the input size exactly. No display matrix is written: frames are stored as they are to be shown.
     """
     fps = Fraction(fps).limit_denominator(1_000_000)
+    tb = Fraction(time_base) if pts is not None else 1 / fps
     it = iter(frames)
     first = next(it, None)
     if first is None:
@@ -177,17 +139,20 @@ def write_video(
             vs = out.add_stream("libx264", rate=fps)
             vs.width, vs.height = w, h
             vs.pix_fmt = "yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p"
-            vs.codec_context.time_base = 1 / fps
+            vs.codec_context.time_base = tb
             vs.options = {"crf": str(crf), "preset": "medium"}
+            vs.codec_context.thread_count = 1  # x264 with 2+ threads gives different bytes run to run (tests/test_faults.py)
             audio = _add_audio_stream(out, audio_path) if audio_path is not None else None
             bar = tqdm(total=total, desc=f"encode {Path(path).name}", leave=False, mininterval=5)
             for frame in _chain(first, it):
                 frame = np.ascontiguousarray(frame, dtype=np.uint8)
                 if frame.shape != (h, w, 3):
                     raise StitchError(f"{path}: frame {n} is {frame.shape}, expected {(h, w, 3)}")
+                if pts is not None and n >= len(pts):
+                    raise StitchError(f"{path}: more frames than the {len(pts)} presentation times given")
                 vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
-                vf.pts = n
-                vf.time_base = 1 / fps
+                vf.pts = n if pts is None else int(pts[n])
+                vf.time_base = tb
                 out.mux(vs.encode(vf))
                 n += 1
                 bar.update()
@@ -244,25 +209,3 @@ def cut_clip(src: str | Path, dst: str | Path, start_frame: int, num_frames: int
         if wav is not None:
             wav.unlink(missing_ok=True)
     return probe(dst)
-
-
-# ----------------------------------------------------------------------------------------------- panels
-
-
-def side_by_side(frames: list[np.ndarray], labels: list[str], bar: int = 24) -> np.ndarray:
-    """Panels left to right, each resized to the first one's height, with a label bar on top."""
-    assert len(frames) == len(labels) and frames, (len(frames), len(labels))
-    h = frames[0].shape[0]
-    panels = []
-    for f, text in zip(frames, labels):
-        f = np.asarray(f, dtype=np.uint8)
-        if f.shape[0] != h:
-            f = cv2.resize(f, (round(f.shape[1] * h / f.shape[0]), h), interpolation=cv2.INTER_AREA)
-        top = np.zeros((bar, f.shape[1], 3), np.uint8)
-        scale = bar / 40
-        cv2.putText(top, text, (4, bar - 7), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
-        panels.append(np.concatenate([top, f], axis=0))
-    out = np.concatenate(panels, axis=1)
-    if out.shape[0] % 2 or out.shape[1] % 2:  # keep 4:2:0 encodable
-        out = np.pad(out, ((0, out.shape[0] % 2), (0, out.shape[1] % 2), (0, 0)))
-    return np.ascontiguousarray(out)

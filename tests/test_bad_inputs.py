@@ -112,6 +112,21 @@ PARSE_CASES = {  # id: (break the work dir, extra snakemake args ({wd}: the work
     "unknown edit direction": (set_older({"agee": 8}), (),
                                r"config/config.yaml: edits.older uses direction 'agee', which model pack .*/pack does "
                                r"not have; did you mean 'age'\? known directions: age, gender, smile"),
+    "unknown target": (set_older({"age_yeras": 15}), (),
+                       r"config/config.yaml: edits.older uses direction 'age_yeras', which model pack .*/pack does not "
+                       r"have; did you mean 'age_years'\? known directions: age, gender, smile; "
+                       r"targets: age_years, gender, smile_score$"),
+    "gender target not male or female": (set_older({"gender": "man"}), (),
+                                         r"config/config.yaml: edits.older.gender = 'man' is not a gender target; "
+                                         r"write gender: male or gender: female \(or a number: a raw factor\)$"),
+    "inf target": (set_older({"age_years": math.inf}), (),
+                   r"config/config.yaml: edits.older.age_years = inf is not a finite number; write a finite number$"),
+    "target not a number": (set_older({"smile_score": "big"}), (),
+                            r"config/config.yaml: edits.older.smile_score = 'big' is not a number; write the smile "
+                            r"score change as a number"),
+    "target and raw factor of one direction": (set_older({"age": 8, "age_years": 15}), (),
+                                               r"config/config.yaml: edits.older sets both age \(a raw factor\) and "
+                                               r"age_years \(a target for direction age\); keep one of them$"),
     "empty edits": (config(lambda c: c.update(edits={})), (),
                     r"config/config.yaml: edits is empty, so nothing would be produced; name at least one edit"),
     "empty edits in a second configfile": (second_configfile("edits: {}\n"), ("--configfile", "{wd}/config/more.yaml"),

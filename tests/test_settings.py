@@ -17,7 +17,8 @@ REPO = Path(__file__).resolve().parents[1]
 SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
 ALL = [(s, k) for s in STAGES for k in defaults(s)]
 CHOICES = {("masks", "method"): ["landmarks", "bisenet", "auto"], ("paste", "mode"): ["detail", "generator", "detail"],
-           ("landmarks", "upsample"): [1, 2, 1], ("landmarks", "min_track_frac"): [0.5, 0.6, 0.7]}
+           ("landmarks", "upsample"): [1, 2, 1], ("landmarks", "min_track_frac"): [0.5, 0.6, 0.7],
+           ("calibrate", "gender_p"): [0.7, 0.8, 0.95], ("pti", "lr_schedule"): ["cosine", "constant", "cosine"]}
 
 
 def layer_value(stage: str, key: str, layer: int):
@@ -51,6 +52,30 @@ def test_four_layers(stage, key, layer):
     got = resolve_stage(stage, sample, config, pack, schema=SCHEMA)[key]
     want = layer_value(stage, key, depth) if depth < 3 else defaults(stage)[key]
     assert got.source == layer and got.value == want and type(got.value) is field_types(stage)[key]
+
+
+def test_schedule_is_a_layer_between_config_and_pack():
+    """schedule: fast sets its preset (stitch.configs.SCHEDULES) over the pack's defaults, under config and samples;
+    the schedule itself comes from samples > config > the pack's defaults.schedule > reference."""
+    from stitch.configs import SCHEDULES
+    from stitch.settings import resolve_schedule
+
+    pack = {"pti": {"epochs": 40, "lr": 3e-4, "keyframes": 5}, "stitching": {"max_steps": 25}}
+    ref = resolve({}, {}, pack, schema=SCHEMA)
+    assert ref["pti"]["keyframes"].value == 5 and ref["pti"]["keyframes"].source == "pack"
+    fast = resolve({}, {"schedule": "fast", "pti": {"batch": 2}}, pack, schema=SCHEMA)
+    for stage, preset in SCHEDULES["fast"].items():
+        for key, value in preset.items():
+            want = ("config", 2) if (stage, key) == ("pti", "batch") else ("schedule", value)
+            assert (fast[stage][key].source, fast[stage][key].value) == want, (stage, key)
+    assert fast["pti"]["lr"].source == "pack"  # not in the preset: the pack's value stays
+    assert resolve_schedule({"schedule": "reference"}, {"schedule": "fast"}, {}).source == "sample"
+    assert resolve_schedule({}, {}, {"schedule": "fast"}) == resolve_schedule({}, {"schedule": None}, {"schedule": "fast"})
+    assert resolve_schedule({}, {}, {"schedule": "fast"}).source == "pack"
+    assert resolve_schedule({}, {}, {}).value == "reference"
+    with pytest.raises(StitchError, match=r"^config/samples.tsv \(sample a\): schedule 'quick' is not one of "
+                                          r"reference, fast; use one of them$"):
+        resolve({"schedule": "quick"}, {}, {}, where={"sample": "config/samples.tsv (sample a)"})
 
 
 def test_other_stages_and_keys_do_not_leak():

@@ -13,6 +13,7 @@ from snakemake.utils import validate
 import stitch.preflight as preflight
 import stitch.settings as stitch_settings
 from stitch.edit_range import parse_range_column, split_edit
+from stitch.targets import split_targets
 from stitch.errors import StitchError
 from stitch.packs import Pack, resolve_pack_dir
 from stitch.settings import Setting
@@ -90,11 +91,13 @@ def sweep_name(edit, multiplier):
 
 
 def expand_edits():
-    """Named edits incl. strength sweeps (<edit>_x<multiplier>) -> ({name: {direction: factor}}, {name: time range
-    or None}); a sweep keeps its edit's time range (stitch.edit_range.split_edit: start/end/ramp are not factors)."""
-    edits, ranges = {}, {}
+    """Named edits incl. strength sweeps (<edit>_x<multiplier>) -> ({name: {direction: raw factor}}, {name: time
+    range or None}, {name: {target: value}}); a sweep keeps its edit's time range (stitch.edit_range.split_edit:
+    start/end/ramp are not factors) and targets (stitch.targets: its factors are the calibrated ones x multiplier)."""
+    edits, ranges, targets = {}, {}, {}
     for name, spec in config["edits"].items():
-        edits[name], ranges[name] = split_edit(name, spec)
+        factors, ranges[name] = split_edit(name, spec)
+        edits[name], targets[name] = split_targets(factors)
     for name, mults in config.get("sweeps", {}).items():
         if name not in config["edits"]:
             raise StitchError(f"{preflight.defined_in(CONFIG_SOURCES, ['sweeps', name])}: sweeps.{name}: no edit "
@@ -102,11 +105,12 @@ def expand_edits():
         for m in mults:
             edits[sweep_name(name, m)] = {d: f * m for d, f in edits[name].items()}
             ranges[sweep_name(name, m)] = ranges[name]
-    return edits, ranges
+            targets[sweep_name(name, m)] = targets[name]
+    return edits, ranges, targets
 
 
 with preflight.fail_early():
-    EDITS, EDIT_RANGES = expand_edits()
+    EDITS, EDIT_RANGES, EDIT_TARGETS = expand_edits()
 
 
 def sample_edit_ranges(video):
@@ -126,6 +130,17 @@ def sample_edit_ranges(video):
 with preflight.fail_early():
     SAMPLE_EDIT_RANGES = {video: sample_edit_ranges(video) for video in SAMPLES.index}  # checked at parse time
 SWEPT_EDIT = {sweep_name(e, m): e for e, mults in config.get("sweeps", {}).items() for m in mults}  # sweep -> edit
+
+
+SWEEP_MULTIPLIER = {sweep_name(e, m): float(m) for e, mults in config.get("sweeps", {}).items() for m in mults}
+
+
+def calibration_input(wc):
+    """Rule edit's extra input: the calibrated factors (calibrate/{edit}.json of the edit, or of the edit a sweep
+    scales) when the edit has targets (stitch.targets); nothing for raw factors only."""
+    if not EDIT_TARGETS[wc.edit]:
+        return {}
+    return {"calibration": R("calibrate", "{edit}.json").format(video=wc.video, edit=SWEPT_EDIT.get(wc.edit, wc.edit))}
 
 
 def edit_range(video, edit):
@@ -216,8 +231,8 @@ def check_videos():
         video_settings(video)
         name = pack_name(video)
         label = directory if Path(name).resolve() == Path(directory).resolve() else f"{name!r} ({directory})"
-        preflight.check_edit_directions({e: EDITS[e] for e in config["edits"]}, pack_directions(directory), label,
-                                        CONFIG_SOURCES)
+        preflight.check_edit_directions({e: {**EDITS[e], **EDIT_TARGETS[e]} for e in config["edits"]},
+                                        pack_directions(directory), label, CONFIG_SOURCES)
 
 
 with preflight.fail_early():
@@ -250,7 +265,9 @@ def stage_settings(stage):
 def settings_document(wc):
     """What results/{video}/settings.yaml records: every resolved setting and its source."""
     extra = {"pack": Setting(pack_name(wc.video), "sample" if sample_value(wc.video, "pack") else "config"),
-             "faces": Setting(faces_setting(wc.video), "sample" if sample_value(wc.video, "faces") else "config")}
+             "faces": Setting(faces_setting(wc.video), "sample" if sample_value(wc.video, "faces") else "config"),
+             "schedule": stitch_settings.resolve_schedule(dict(SAMPLES.loc[wc.video].items()), config,
+                                                          pack_meta(wc.video).get("defaults") or {})}
     return stitch_settings.report(video_settings(wc.video), extra)
 
 
@@ -475,6 +492,8 @@ def metrics_inputs(wc):
         "pack": pack_files(wc),
         "source_video": video_path(wc),  # seam / sharpness columns (stitch.seam)
         "masks": R("masks", "masks.npz").format(video=wc.video),
+        **({"calibration": R("calibrate", "{edit}.json").format(video=wc.video, edit=wc.edit)}
+           if wc.edit in config["edits"] and EDIT_TARGETS[wc.edit] else {}),  # target vs reached columns
     }
 
 

@@ -4,6 +4,7 @@
 rule landmarks:
     input:
         video=video_path,
+        info=R("frames", "info.json"),  # rule frames checks the video first (one clear line for a bad file)
     output:
         tracks=R("landmarks", "tracks.npz"),
     log:

@@ -28,6 +28,7 @@ rule pti:
     input:
         crops=R("crop", "crops.npz"),
         pivots=R("invert", "pivots.npy"),
+        tracks=R("landmarks", "tracks.npz"),
         pack=pack_files,
     output:
         generators=R("pti", "generators.safetensors"),
@@ -50,10 +51,47 @@ rule pti:
         "../../scripts/pti.py"
 
 
+rule calibrate:
+    """An edit's targets in probe units (age_years, gender, smile_score; stitch.targets) -> its factors on this video:
+    keyframes rendered with the PTI generator, pasted and probed (stitch.calibrate). Only edits with targets."""
+    input:
+        video=video_path,
+        quads=R("align", "quads.npz"),
+        masks=R("masks", "masks.npz"),
+        pivots=R("invert", "pivots.npy"),
+        generators=R("pti", "generators.safetensors"),
+        pack=pack_files,
+        **PROBE,
+    output:
+        calibration=R("calibrate", "{edit}.json"),
+    log:
+        R("logs", "calibrate_{edit}.log"),
+    benchmark:
+        R("benchmarks", "calibrate_{edit}.tsv")
+    params:
+        pack=lambda wc: pack_dir(wc.video),
+        raw=lambda wc: EDITS[wc.edit],
+        targets=lambda wc: EDIT_TARGETS[wc.edit],
+        settings=stage_settings("calibrate"),
+        feather=lambda wc: setting(wc.video, "paste", "feather"),
+        mode=lambda wc: setting(wc.video, "paste", "mode"),
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=3000,
+        runtime=30,
+    conda:
+        "../../envs/stitch.yaml"
+    script:
+        "../../scripts/calibrate.py"
+
+
 rule edit:
     """Edited latents; an edit with a time range (start/end/ramp) is scaled per frame by its envelope, written to
-    edit/{edit}.json (0 = frame left as the source by paste and stitching)."""
+    edit/{edit}.json (0 = frame left as the source by paste and stitching). An edit with targets applies the
+    factors of calibrate/{edit}.json (a sweep: those of its edit x its multiplier)."""
     input:
+        unpack(calibration_input),
         pivots=R("invert", "pivots.npy"),
         info=R("frames", "info.json"),
         pack=pack_files,
@@ -67,6 +105,7 @@ rule edit:
     params:
         pack=lambda wc: pack_dir(wc.video),
         factors=lambda wc: EDITS[wc.edit],
+        multiplier=lambda wc: SWEEP_MULTIPLIER.get(wc.edit, 1.0),
         time_range=lambda wc: edit_range(wc.video, wc.edit),
     threads: 1
     resources:

@@ -12,6 +12,7 @@ rule preview_video:
         tracks=R("landmarks", "tracks.npz"),
         quads=R("align", "quads.npz"),
         pack=pack_files,
+        **PROBE,  # edits with targets are calibrated on the keyframes (stitch.preview.calibrate_targets)
     output:
         sheet=R("preview", "contact_sheet.png"),
         layout=R("preview", "layout.json"),
@@ -22,6 +23,9 @@ rule preview_video:
     params:
         pack=lambda wc: pack_dir(wc.video),
         edits=EDITS,
+        targets={e: EDIT_TARGETS[e] for e in config["edits"] if EDIT_TARGETS[e]},
+        sweeps={s: [e, SWEEP_MULTIPLIER[s]] for s, e in SWEPT_EDIT.items() if EDIT_TARGETS[e]},
+        calibrate=stage_settings("calibrate"),
         keyframes=5,
         feather=lambda wc: setting(wc.video, "paste", "feather"),
         mode=lambda wc: setting(wc.video, "paste", "mode"),

@@ -1,0 +1,148 @@
+"""Schedules compared in one run: ``reference`` (STIT's, with the pack's defaults) vs ``fast`` (issue #13).
+
+    python benchmarks/bench_schedule.py [--frames N] [--videos talk_1 ...] [--work results/bench_schedule]
+                                        [--loop 4] [--cores 2] [--skip-run]
+
+Every video of ``../shared/data/videos`` (full length unless ``--frames``), pack demo, edits older (age +8), smile
+(+3) and gender (towards the other sex: +-6; both are run, the table keeps the one that changes the sex), methods
+stit and no_stitch. Each video is one samples.tsv row per schedule (column ``schedule``), so both schedules run in
+the same Snakemake run on the same machine state. ``--loop K`` also runs talk_1 looped K times (frames and audio)
+under ``fast`` to show PTI's time growing sublinearly. Prints per video x schedule x edit: generator steps and
+forwards per frame per edit, seconds per frame of PTI / stitching / the pipeline, recon PSNR/SSIM over all frames,
+TL-ID, TG-ID, identity distance, seam error (stitch.seam), probe deltas; then the bars of the issue as ratios
+fast / reference. Writes ``<work>/table.md`` and ``<work>/bench_schedule.csv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from bench_methods import REPO, SHARED, snakemake  # noqa: E402
+
+from stitch.tables import markdown  # noqa: E402
+from stitch.video import cut_clip, extract_audio, iter_frames, probe, read_wav, write_video, write_wav  # noqa: E402
+
+EDITS = {"older": {"age": 8}, "smile": {"smile": 3}, "to_male": {"gender": 6}, "to_female": {"gender": -6}}
+SCHEDULES = ("reference", "fast")
+COLUMNS = ["video", "schedule", "edit", "frames", "steps_per_frame", "forwards_per_frame", "spf_pti", "spf_render",
+           "spf_pipeline", "recon_psnr", "recon_ssim", "tl_id", "tg_id", "id_dist", "seam_mse", "seam_grad",
+           "age_delta", "p_male_delta", "smile_delta"]
+
+
+def loop_clip(src: Path, dst: Path, times: int) -> None:
+    """``src`` played ``times`` times in a row (frames and audio), at the same fps."""
+    info = probe(src)
+    frames = list(iter_frames(src))
+    wav = None
+    if info.has_audio:
+        wav = dst.with_suffix(".wav")
+        extract_audio(src, wav)
+        samples, rate = read_wav(wav)
+        per_loop = int(round(len(frames) / info.fps * rate))
+        write_wav(wav, np.tile(samples[:per_loop], (times, 1)), rate)
+    write_video(dst, (f for _ in range(times) for f in frames), info.fps, audio_path=wav, total=times * len(frames))
+    if wav is not None:
+        wav.unlink()
+
+
+def prepare(work: Path, videos: list[str], frames: int | None, loop: int) -> list[str]:
+    """Inputs, samples.tsv (one row per video x schedule) and config; returns the sample names."""
+    (work / "inputs").mkdir(parents=True, exist_ok=True)
+    (work / "config").mkdir(exist_ok=True)
+    rows = []
+    for v in videos:
+        src = SHARED / "videos" / f"{v}.mp4"
+        clip = work / "inputs" / f"{v}.mp4"
+        n = min(frames or probe(src).num_frames, probe(src).num_frames)
+        if not clip.is_file() or probe(clip).num_frames != n:
+            cut_clip(src, clip, 0, n)
+        rows += [(f"{v}__{s}", f"inputs/{clip.name}", s) for s in SCHEDULES]
+    if loop > 1:
+        looped = work / "inputs" / f"talk_1_x{loop}.mp4"
+        if not looped.is_file():
+            loop_clip(work / "inputs" / "talk_1.mp4", looped, loop)
+        rows.append((f"talk_1_x{loop}__fast", f"inputs/{looped.name}", "fast"))
+    (work / "config" / "samples.tsv").write_text(
+        "sample\tpath\tschedule\n" + "".join("\t".join(r) + "\n" for r in rows))
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    cfg.update(samples="config/samples.tsv", results="results", pack="demo", edits=EDITS, sweeps={},
+               methods=["stit", "no_stitch"])
+    (work / "config" / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return [r[0] for r in rows]
+
+
+def table(work: Path) -> pd.DataFrame:
+    """The tables rule's metrics.csv, one row per video x schedule x edit of method stit (+ no_stitch's seam)."""
+    m = pd.read_csv(work / "results" / "tables" / "metrics.csv")
+    m[["video", "schedule"]] = m["video"].str.split("__", expand=True)
+    seam = m[m["method"] == "no_stitch"].set_index(["video", "schedule", "edit"])["seam_mse"]
+    m = m[m["method"] == "stit"].copy()
+    m["no_stitch_seam_mse"] = [seam.get(k, np.nan) for k in zip(m["video"], m["schedule"], m["edit"])]
+    gender = m[m["edit"].isin(["to_male", "to_female"]) & (m["schedule"] == "reference")]
+    # per video, the gender edit that moves P(male) most under reference (towards the other sex), for both schedules
+    other = {v: g.loc[g["p_male_delta"].abs().idxmax(), "edit"] for v, g in gender.groupby("video")}
+    out = m[~m["edit"].isin(["to_male", "to_female"]) | (m["edit"] == m["video"].map(other))].copy()
+    for c in ("recon_psnr", "recon_ssim"):
+        recon = out[out["edit"] == "_recon"].set_index(["video", "schedule"])[c]
+        out[c] = [recon.get((v, s), np.nan) for v, s in zip(out["video"], out["schedule"])]
+    return out[[c for c in COLUMNS + ["no_stitch_seam_mse"] if c in out]]
+
+
+def bars(t: pd.DataFrame) -> pd.DataFrame:
+    """fast vs reference per video and edit: the issue's bars."""
+    edits = t[t["edit"] != "_recon"].set_index(["video", "edit", "schedule"])
+    rows = []
+    for (video, edit), g in edits.groupby(level=[0, 1]):
+        if (video, edit, "reference") not in g.index or (video, edit, "fast") not in g.index:
+            continue
+        ref, fast = g.loc[(video, edit, "reference")], g.loc[(video, edit, "fast")]
+        delta = {"older": "age_delta", "smile": "smile_delta"}.get(edit, "p_male_delta")
+        rows.append({
+            "video": video, "edit": edit, "fast_steps_per_frame": fast["steps_per_frame"],
+            "ref_steps_per_frame": ref["steps_per_frame"],
+            "time_ratio": (ref["spf_pti"] + ref["spf_render"]) / (fast["spf_pti"] + fast["spf_render"]),
+            "pipeline_ratio": ref["spf_pipeline"] / fast["spf_pipeline"],
+            "d_recon_psnr": fast["recon_psnr"] - ref["recon_psnr"], "d_tl_id": fast["tl_id"] - ref["tl_id"],
+            "d_tg_id": fast["tg_id"] - ref["tg_id"], "seam_ratio": fast["seam_mse"] / ref["seam_mse"],
+            "probe_ratio": fast[delta] / ref[delta]})
+    return pd.DataFrame(rows)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frames", type=int, help="first N frames of every video (default: full length)")
+    ap.add_argument("--videos", nargs="*", help="video stems in ../shared/data/videos (default: all)")
+    ap.add_argument("--work", type=Path, default=REPO / "results" / "bench_schedule")
+    ap.add_argument("--loop", type=int, default=4, help="talk_1 looped this many times under fast (0: skip)")
+    ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--skip-run", action="store_true", help="only print the tables of an earlier run")
+    a = ap.parse_args()
+    videos = a.videos or sorted(p.stem for p in (SHARED / "videos").glob("*.mp4"))
+    prepare(a.work, videos, a.frames, a.loop if "talk_1" in videos else 0)
+    if not a.skip_run:
+        snakemake(a.work, "tables", cores=a.cores)
+    t = table(a.work)
+    t.to_csv(a.work / "bench_schedule.csv", index=False)
+    b = bars(t)
+    text = "## Per video x schedule x edit (method stit)\n\n" + markdown(t) + "\n\n## fast vs reference\n\n" + markdown(b)
+    if a.loop > 1 and "talk_1" in videos:
+        from stitch.tables import read_benchmark
+
+        res = a.work / "results"
+        one, many = (read_benchmark(res / s / "benchmarks" / "pti.tsv") for s in ("talk_1__fast", f"talk_1_x{a.loop}__fast"))
+        text += f"\n\nPTI under fast: talk_1 {one:.1f} s, talk_1 x{a.loop} {many:.1f} s (ratio {many / one:.2f})\n"
+    (a.work / "table.md").write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""The ``fast`` schedule (issue #13): keyframe selection on synthetic landmark tracks, keyframe PTI whose cost does
+not grow with the number of frames, warm-started stitching, and ``schedule: fast`` end to end on the test clip."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from stitch.configs import SCHEDULES, PTIConfig, StitchingConfig
+from stitch.keyframes import fill_gaps, lagging_frames, landmark_features, select_keyframes
+from stitch.packs import make_random_pack
+from stitch.pti import pti_tune
+from stitch.stitching import stitch_track
+from stitch.tensors import render, tensor_to_crops
+
+
+def synthetic_track(rng) -> tuple[np.ndarray, np.ndarray]:
+    """100 frames of 68 landmarks: a neutral face (0-39), the head turned (40-69), the mouth open (70-99), each
+    frame moved and scaled at random (the head moving in the frame). Returns (landmarks, segment of each frame)."""
+    base = rng.normal(0, 1, (68, 2))
+    turned = base * np.array([0.6, 1.0])  # a yaw squeezes the face horizontally
+    open_mouth = base.copy()
+    open_mouth[48:68, 1] += 1.5  # the mouth's points move down
+    segment = np.repeat([0, 1, 2], [40, 30, 30])
+    shapes = np.stack([base, turned, open_mouth])[segment] + rng.normal(0, 0.01, (100, 68, 2))
+    scale = rng.uniform(20, 60, (100, 1, 1))
+    shift = rng.uniform(0, 500, (100, 1, 2))
+    return shapes * scale + shift, segment
+
+
+def test_keyframes_cover_every_pose_and_expression():
+    lm, segment = synthetic_track(np.random.default_rng(0))
+    keys = select_keyframes(landmark_features(lm), 3)
+    assert sorted(segment[keys]) == [0, 1, 2], keys
+    assert len(select_keyframes(landmark_features(lm), 12)) == 12
+    np.testing.assert_array_equal(select_keyframes(landmark_features(lm[:5]), 12), np.arange(5))  # short track
+    np.testing.assert_array_equal(select_keyframes(landmark_features(lm), 0), np.arange(100))  # 0 = every frame
+
+
+def test_head_motion_alone_is_not_a_new_pose():
+    lm, _ = synthetic_track(np.random.default_rng(1))
+    f = landmark_features(lm, time_weight=0.0)
+    same = [np.abs(f[i] - f[0]).max() for i in range(1, 40)]  # one pose, moved and scaled
+    other = np.abs(f[50] - f[0]).max()
+    assert max(same) < 0.1 * other
+
+
+def test_gaps_take_the_nearest_detection():
+    lm = np.arange(5 * 68 * 2, dtype=np.float64).reshape(5, 68, 2)
+    lm[[1, 3, 4]] = np.nan
+    np.testing.assert_array_equal(fill_gaps(lm)[[1, 3, 4]], lm[[0, 2, 2]])
+
+
+def test_lagging_frames_are_behind_and_spread():
+    lm, segment = synthetic_track(np.random.default_rng(2))
+    features = landmark_features(lm)
+    keys = np.flatnonzero(segment < 2)[::10]  # no keyframe with the mouth open
+    psnr = np.where(segment == 2, 25.0, 31.0)
+    psnr[keys] = 32.0
+    added = lagging_frames(psnr, keys, features, 4, margin_db=1.0)
+    assert len(added) == 4 and set(segment[added]) == {2} and not set(added) & set(keys)
+    assert np.ptp(added) > 10  # spread over the lagging stretch, not four neighbours
+    assert len(lagging_frames(np.full(100, 31.0), keys, features, 4, 1.0)) == 0  # nothing behind
+
+
+@pytest.fixture(scope="module")
+def G(tmp_path_factory):
+    return make_random_pack(tmp_path_factory.mktemp("pack"), resolution=32).generator()
+
+
+def _frames(G, n, seed=0):
+    ws = torch.randn(n, G.num_ws, G.w_dim, generator=torch.Generator().manual_seed(seed)).numpy() * 0.5
+    return ws, tensor_to_crops(render(G, ws + 0.3))
+
+
+@pytest.mark.parametrize("n", [8, 32])
+def test_keyframe_pti_steps_are_bounded(G, n):
+    """Keyframe PTI tunes as many steps on 32 frames as on 8 (plus renders of every frame) and reports the
+    reconstruction of every frame, not only the keyframes'."""
+    ws, crops = _frames(G, n)
+    lm, _ = synthetic_track(np.random.default_rng(3))
+    cfg = PTIConfig(epochs=4, lr=1e-3, keyframes=4, batch=2, lr_schedule="cosine", refine_frames=2,
+                    refine_margin_db=0.0)
+    _, st = pti_tune(G, ws, crops, cfg, progress=False, features=landmark_features(lm[:n]))
+    added = len(st["refined"])
+    assert len(st["keyframes"]) == 4 + added and added <= 2
+    assert st["work"]["generator_steps"] == 4 * 4 + 2 * added  # 2 epochs on 4 keys, 2 on 4 + added
+    assert len(st["psnr_after_per_frame"]) == n and st["work"]["generator_forwards"] == 3 * n  # before/check/after
+
+
+def test_reference_pti_is_unchanged_by_the_keyframe_code(G):
+    """keyframes 0, batch 1, constant lr: every frame once per epoch, one step each (STIT)."""
+    ws, crops = _frames(G, 5)
+    _, st = pti_tune(G, ws, crops, PTIConfig(epochs=3, lr=1e-3), progress=False)
+    assert st["keyframes"] == list(range(5)) and st["refined"] == [] and st["steps"] == 15
+
+
+def test_warm_start_needs_fewer_steps_on_similar_frames(G):
+    r = G.img_resolution
+    ws, _ = _frames(G, 1, seed=4)
+    w = np.repeat(ws, 6, axis=0) + np.random.default_rng(0).normal(0, 0.01, (6,) + ws.shape[1:]).astype(np.float32)
+    crops = np.full((6, r, r, 3), 128, np.uint8)
+    border = np.zeros((6, r, r), np.float32)
+    border[:, :4] = 1
+    content = 1 - border
+    cold = StitchingConfig(max_steps=30, lr=3e-3, border_threshold=0.02)
+    warm = StitchingConfig(max_steps=30, lr=3e-3, border_threshold=0.02, warm_start=True)
+    _, st_cold = stitch_track(G, w, crops, border, content, cold, progress=False)
+    _, st_warm = stitch_track(G, w, crops, border, content, warm, progress=False)
+    cold_steps, warm_steps = (sum(s["steps"] for s in st) for st in (st_cold, st_warm))
+    assert st_cold[0]["steps"] == st_warm[0]["steps"] > 0  # the first frame starts from PTI's weights either way
+    assert warm_steps < 0.5 * cold_steps, (warm_steps, cold_steps)
+
+
+@pytest.mark.slow
+def test_fast_schedule_end_to_end(tmp_path, shared_data):
+    from wf import make_workdir, run_snakemake
+
+    wd = make_workdir(tmp_path / "wd", tmp_path / "cache", shared_data,
+                      extra_config={"schedule": "fast", "pti": {"epochs": 4, "keyframes": 6}})
+    run_snakemake(wd)
+    settings = yaml.safe_load((wd / "results" / "clip" / "settings.yaml").read_text())
+    assert settings["schedule"] == {"value": "fast", "source": "config"}
+    assert settings["pti"]["keyframes"] == {"value": 6, "source": "config"}
+    assert settings["pti"]["batch"] == {"value": SCHEDULES["fast"]["pti"]["batch"], "source": "schedule"}
+    assert settings["stitching"]["warm_start"] == {"value": True, "source": "schedule"}
+    stats = json.loads((wd / "results" / "clip" / "pti" / "stats.json").read_text())["faces"]["face0"]
+    assert 6 <= len(stats["keyframes"]) < stats["frames"] and len(stats["psnr_after_per_frame"]) == stats["frames"]
+    assert (wd / "results" / "clip" / "encode" / "stit" / "older.mp4").stat().st_size > 0
