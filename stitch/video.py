@@ -141,7 +141,6 @@ def write_video(
             vs.pix_fmt = "yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p"
             vs.codec_context.time_base = tb
             vs.options = {"crf": str(crf), "preset": "medium"}
-            vs.codec_context.thread_count = 1  # x264 with 2+ threads gives different bytes run to run (tests/test_faults.py)
             audio = _add_audio_stream(out, audio_path) if audio_path is not None else None
             bar = tqdm(total=total, desc=f"encode {Path(path).name}", leave=False, mininterval=5)
             for frame in _chain(first, it):
