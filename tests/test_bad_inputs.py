@@ -151,6 +151,11 @@ PARSE_CASES = {  # id: (break the work dir, extra snakemake args ({wd}: the work
                  r"config/samples.tsv, sample 'clip': pti.lr = inf is not a finite number"),
     "missing samples table": (config(lambda c: c.update(samples="config/videos.tsv")), (),
                               r"samples table config/videos.tsv not found \(config key samples:\); create it"),
+    "unknown schedule": (config(lambda c: c.update(schedule="quick")), (),
+                         r"config/config.yaml: schedule: 'quick' is not one of \['reference', 'fast', None\]"),
+    "unknown schedule in samples": (samples(f"sample\tpath\tschedule\n{ROW}\tfastest\n"), (),
+                                    r"config/samples.tsv \(sample clip\): schedule 'fastest' is not one of "
+                                    r"reference, fast; use one of them$"),
     "unknown pack": (config(lambda c: c.update(pack="ffhd")), (),
                      r"config/config.yaml: model pack 'ffhd' not found .*; set pack: to one of demo or to a pack"),
     "unknown pack in samples": (samples(f"sample\tpath\tpack\n{ROW}\tdemoo\n"), (),
