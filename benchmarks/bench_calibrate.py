@@ -39,13 +39,11 @@ import numpy as np
 import pandas as pd
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_methods import REPO, cut_input, shared_videos  # noqa: E402
 
 from stitch.tables import markdown, read_benchmark, stage_benchmarks  # noqa: E402
-from stitch.video import cut_clip, probe  # noqa: E402
-
-SHARED = Path(os.environ.get("STITCH_SHARED_DATA", REPO.parent / "shared" / "data"))
 #: test -> (fixed edit, calibrated edit); the gender test picks to_male / to_female per video
 EDITS = {"older_fixed": {"age": 8}, "older": {"age_years": 15},
          "younger_fixed": {"age": -8}, "younger": {"age_years": -10},
@@ -58,16 +56,8 @@ YOUNGER_MIN_AGE = 25.0
 def prepare(work: Path, videos: list[Path], frames: int | None, method: str, pti_epochs, stitching_steps,
             schedule: str | None = None) -> None:
     """Inputs (cuts when ``frames``), samples.tsv and config.yaml of the work dir."""
-    (work / "inputs").mkdir(parents=True, exist_ok=True)
-    (work / "config").mkdir(exist_ok=True)
-    rows = []
-    for v in videos:
-        path = v.resolve()
-        if frames:
-            path = work / "inputs" / f"{v.stem}.mp4"
-            if not path.is_file() or probe(path).num_frames != min(frames, probe(v).num_frames):
-                cut_clip(v, path, 0, frames)
-        rows.append(f"{v.stem}\t{path}")
+    (work / "config").mkdir(parents=True, exist_ok=True)
+    rows = [f"{v.stem}\t{cut_input(work, v, frames)}" for v in videos]
     (work / "config" / "samples.tsv").write_text("sample\tpath\n" + "\n".join(rows) + "\n")
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     cfg.update(samples="config/samples.tsv", results="results", pack="demo", edits=EDITS, sweeps={}, methods=[method])
@@ -166,10 +156,7 @@ def main() -> None:
     ap.add_argument("--skip-run", action="store_true", help="only print the table of an earlier run")
     a = ap.parse_args()
 
-    videos = sorted((SHARED / "videos").glob("*.mp4"))
-    videos = [v for v in videos if not a.videos or v.stem in a.videos]
-    if not videos:
-        sys.exit(f"no videos found in {SHARED / 'videos'}")
+    videos = shared_videos(a.videos)
     work, names, t0 = a.work.resolve(), [v.stem for v in videos], time.time()
     if not a.skip_run:
         prepare(work, videos, a.frames, a.method, a.pti_epochs, a.stitching_steps, a.schedule)

@@ -39,16 +39,30 @@ COLUMNS = ["video", "method", "edit", "frames_used", "tl_id", "tg_id", "id_dist"
            "spf_paste", "spf_encode", "spf_pipeline", "spf_metrics"]
 
 
+def shared_videos(names: list[str] | None) -> list[Path]:
+    """The videos of ``../shared/data/videos`` (only ``names`` when given); exits when there are none."""
+    videos = [v for v in sorted((SHARED / "videos").glob("*.mp4")) if not names or v.stem in names]
+    if not videos:
+        sys.exit(f"no videos found in {SHARED / 'videos'}")
+    return videos
+
+
+def cut_input(work: Path, video: Path, frames: int | None) -> Path:
+    """``<work>/inputs/<stem>.mp4``: the first ``frames`` frames of ``video`` (cut once); the video itself when
+    ``frames`` is None."""
+    if not frames:
+        return video.resolve()
+    clip = work / "inputs" / f"{video.stem}.mp4"
+    clip.parent.mkdir(parents=True, exist_ok=True)
+    if not clip.is_file() or probe(clip).num_frames != min(frames, probe(video).num_frames):
+        cut_clip(video, clip, 0, frames)
+    return clip
+
+
 def prepare(work: Path, videos: list[Path], frames: int, edits: list[str], pack: str, pti_epochs: int | None = None,
             stitching_steps: int | None = None) -> None:
-    (work / "inputs").mkdir(parents=True, exist_ok=True)
-    (work / "config").mkdir(exist_ok=True)
-    rows = []
-    for v in videos:
-        clip = work / "inputs" / f"{v.stem}.mp4"
-        if not clip.is_file() or probe(clip).num_frames != min(frames, probe(v).num_frames):
-            cut_clip(v, clip, 0, frames)
-        rows.append(f"{v.stem}\tinputs/{clip.name}")
+    (work / "config").mkdir(parents=True, exist_ok=True)
+    rows = [f"{v.stem}\t{cut_input(work, v, frames)}" for v in videos]
     (work / "config" / "samples.tsv").write_text("sample\tpath\n" + "\n".join(rows) + "\n")
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     cfg.update(samples="config/samples.tsv", results="results", pack=pack, edits={e: EDITS[e] for e in edits},
@@ -80,11 +94,7 @@ def main() -> None:
     ap.add_argument("--skip-run", action="store_true", help="only print the tables of an earlier run")
     a = ap.parse_args()
 
-    videos = sorted((SHARED / "videos").glob("*.mp4"))
-    if a.videos:
-        videos = [v for v in videos if v.stem in a.videos]
-    if not videos:
-        sys.exit(f"no videos found in {SHARED / 'videos'}")
+    videos = shared_videos(a.videos)
     work = a.work.resolve()
     t0 = time.time()
     if not a.skip_run:

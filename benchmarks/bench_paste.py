@@ -30,7 +30,7 @@ import yaml
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_methods import REPO, SHARED, prepare, snakemake  # noqa: E402
+from bench_methods import REPO, prepare, shared_videos, snakemake  # noqa: E402
 
 from stitch.tables import markdown  # noqa: E402
 
@@ -165,10 +165,7 @@ def main() -> None:
     ap.add_argument("--skip-run", action="store_true", help="only the tables and sheets of an earlier run")
     a = ap.parse_args()
 
-    paths = sorted((SHARED / "videos").glob("*.mp4"))
-    paths = [p for p in paths if not a.videos or p.stem in a.videos]
-    if not paths:
-        sys.exit(f"no videos found in {SHARED / 'videos'}")
+    paths = shared_videos(a.videos)
     work, videos = a.work.resolve(), [p.stem for p in paths]
     t0 = time.time()
     if not a.skip_run:
