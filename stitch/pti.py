@@ -115,8 +115,15 @@ def pti_tune(
         bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.4f}")
     bar.close()
     Gt = tuner.Gt.eval().requires_grad_(False)
-    after = psnr(render(Gt, ws, device=device), targets)
-    stats = {
+    stats = _stats(cfg, tuner, keys, added, before, psnr(render(Gt, ws, device=device), targets), perceptual)
+    log.info("PTI: %d frames (%d keyframes, %d added), %d steps, PSNR %.2f -> %.2f dB (min %.2f)", n, len(keys),
+             len(added), tuner.steps, stats["psnr_before"] or 0, stats["psnr_after"] or 0, stats["psnr_after_min"] or 0)
+    return Gt.cpu(), stats
+
+
+def _stats(cfg: PTIConfig, tuner, keys, added, before: torch.Tensor, after: torch.Tensor, perceptual) -> dict:
+    n = len(after)
+    return {
         "frames": n, "epochs": cfg.epochs, "steps": tuner.steps, "lpips": perceptual is not None,
         "edit_reg_weight": cfg.edit_reg_weight, "keyframes": keys.tolist(), "refined": added.tolist(),
         "psnr_before": float(before.mean()) if n else None, "psnr_after": float(after.mean()) if n else None,
@@ -124,9 +131,6 @@ def pti_tune(
         # forwards: the before / after renders and the other renders counted by the tuner
         "work": work(tuner.steps, 2 * n + tuner.forwards, shared_by_edits=True),
     }
-    log.info("PTI: %d frames (%d keyframes, %d added), %d steps, PSNR %.2f -> %.2f dB (min %.2f)", n, len(keys),
-             len(added), tuner.steps, stats["psnr_before"] or 0, stats["psnr_after"] or 0, stats["psnr_after_min"] or 0)
-    return Gt.cpu(), stats
 
 
 def _lr_factor(schedule: str, epoch: int, epochs: int) -> float:
