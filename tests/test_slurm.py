@@ -183,7 +183,7 @@ def test_pipeline_through_slurm_requests_what_rules_say(slurm_run):
     wd = slurm_run["wd"]
     # the GPU jobs saw the fake GPU (CUDA_VISIBLE_DEVICES=0) and still ran on the CPU with the rule's threads
     pti_log = (wd / "results" / "clip" / "logs" / "pti.log").read_text()
-    assert "rule pti on cpu with 2 threads" in pti_log, pti_log[-2000:]
+    assert f"rule pti on cpu with {declared('pti')['threads']} threads" in pti_log, pti_log[-2000:]
     info = probe(wd / TARGETS[0])
     assert info.num_frames == CLIP_FRAMES and info.has_audio
 
