@@ -18,6 +18,7 @@ class LandmarksConfig:
     upsample: int = 0  # dlib HOG up-sampling (0 = reference; 1-2 find smaller faces, slower)
     max_gap: int = 8  # frames: shorter detection gaps are interpolated, longer ones pass through unedited
     min_track_frac: float = 0.3  # drop tracks present on fewer frames (false detections)
+    detect_long_side: int = 0  # px: detect on a copy scaled down to this long side, landmarks at full size (0 = off)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
+import cv2
 import dlib
 import numpy as np
 
@@ -21,10 +22,14 @@ class Detection:
 
 
 class FaceLandmarker:
-    """dlib frontal HOG detector (``upsample`` times up-sampled) + 68-point predictor on the full frame."""
+    """dlib frontal HOG detector (``upsample`` times up-sampled) + 68-point predictor on the full frame.
 
-    def __init__(self, upsample: int = 0) -> None:
+    ``detect_long_side`` > 0: frames whose long side is longer are detected on a copy scaled down to it (HD frames:
+    the HOG pyramid costs ~pixels), and the 68 landmarks are fitted at full resolution in the scaled-up box."""
+
+    def __init__(self, upsample: int = 0, detect_long_side: int = 0) -> None:
         self.upsample = int(upsample)
+        self.detect_long_side = int(detect_long_side)
 
     @cached_property
     def detector(self):
@@ -39,15 +44,25 @@ class FaceLandmarker:
         shape = self.predictor(img, dlib.rectangle(*[int(v) for v in box]))
         return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
 
+    def detection_copy(self, img: np.ndarray) -> tuple[np.ndarray, float]:
+        """The frame the detector runs on and its scale (1.0: the frame itself)."""
+        h, w = img.shape[:2]
+        if self.detect_long_side <= 0 or max(h, w) <= self.detect_long_side:
+            return img, 1.0
+        scale = self.detect_long_side / max(h, w)
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        return np.ascontiguousarray(cv2.resize(img, size, interpolation=cv2.INTER_AREA)), scale
+
     def detect(self, frame: np.ndarray, upsample: int | None = None) -> list[Detection]:
         """All faces in one RGB uint8 frame, highest score first."""
         img = np.ascontiguousarray(frame, dtype=np.uint8)
         assert img.ndim == 3 and img.shape[2] == 3, img.shape
         up = self.upsample if upsample is None else upsample
-        rects, scores, _ = self.detector.run(img, up, 0.0)
+        small, scale = self.detection_copy(img)
+        rects, scores, _ = self.detector.run(small, up, 0.0)
         dets = []
         for r, s in zip(rects, scores):
-            box = (r.left(), r.top(), r.right(), r.bottom())
+            box = tuple(int(round(v / scale)) for v in (r.left(), r.top(), r.right(), r.bottom()))
             dets.append(Detection(box, float(s), self.landmarks_in_box(img, box)))
         return sorted(dets, key=lambda d: -d.score)
 
@@ -219,14 +234,15 @@ def rotate_detection(d: Detection, k: int, shape) -> Detection:
     return Detection(tuple(int(round(v)) for v in (*lo, *hi)), d.score, pts[:-2])
 
 
-def run(video, out_npz, upsample: int = 0, max_gap: int = 8, min_track_frac: float = 0.3) -> list[Track]:
+def run(video, out_npz, upsample: int = 0, max_gap: int = 8, min_track_frac: float = 0.3,
+        detect_long_side: int = 0) -> list[Track]:
     """Stage ``landmarks``: detect + landmark every frame, link faces into tracks, write ``tracks.npz``."""
     import logging
 
     from stitch.video import display_rotation, iter_frames
 
     log = logging.getLogger(__name__)
-    landmarker = FaceLandmarker(upsample)
+    landmarker = FaceLandmarker(upsample, detect_long_side)
     dets = detect_video(iter_frames(video), landmarker)
     tracks = track_faces(dets, max_gap=max_gap, min_track_frac=min_track_frac)
     n = len(dets)

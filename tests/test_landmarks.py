@@ -129,3 +129,25 @@ def test_real_video_talk_1(shared_data):
     centre = quads.mean(axis=1)
     box_c = (tr.boxes[:, :2] + tr.boxes[:, 2:]) / 2
     assert np.all(np.hypot(*(centre - box_c).T) < 0.25 * side)
+
+
+def test_detection_on_a_scaled_copy_of_an_hd_frame(shared_data):
+    """detect_long_side: the face of a 1080p frame is found on a 640 px copy and its landmarks, fitted at full
+    resolution, stay within a few px of full-resolution detection; frames no longer than 640 px are untouched."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from bench_landmarks import to_1080p
+
+    frame = read_frames(shared_data / "videos" / "talk_1.mp4", 1)[0]
+    hd = to_1080p(frame)
+    copy, scale = FaceLandmarker(0, 640).detection_copy(hd)
+    assert copy.shape == (360, 640, 3) and scale == pytest.approx(1 / 3)  # the detector sees 9x fewer pixels
+    full, scaled = FaceLandmarker(0, 0).detect(hd), FaceLandmarker(0, 640).detect(hd)
+    assert len(full) == len(scaled) == 1
+    assert np.linalg.norm(full[0].landmarks - scaled[0].landmarks, axis=1).mean() < 5.0
+    assert box_iou(full[0].box, scaled[0].box) > 0.8
+    small = np.ascontiguousarray(frame[:600, :600])
+    a, b = FaceLandmarker(0, 0).detect(small), FaceLandmarker(0, 640).detect(small)
+    assert [d.box for d in a] == [d.box for d in b] and all(np.array_equal(x.landmarks, y.landmarks) for x, y in zip(a, b))
