@@ -102,7 +102,7 @@ class CalibrateConfig:
 SCHEDULES: dict[str, dict[str, dict[str, Any]]] = {
     "reference": {},
     "fast": {
-        "pti": {"keyframes": 24, "batch": 4, "epochs": 60, "lr_schedule": "cosine", "refine_frames": 8},
+        "pti": {"keyframes": 32, "batch": 1, "epochs": 60, "lr": 1e-3, "lr_schedule": "cosine", "refine_frames": 8},
         "stitching": {"warm_start": True, "max_steps": 10},
     },
 }

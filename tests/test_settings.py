@@ -60,7 +60,7 @@ def test_schedule_is_a_layer_between_config_and_pack():
     from stitch.configs import SCHEDULES
     from stitch.settings import resolve_schedule
 
-    pack = {"pti": {"epochs": 40, "lr": 3e-4, "keyframes": 5}, "stitching": {"max_steps": 25}}
+    pack = {"pti": {"epochs": 40, "lr": 3e-4, "keyframes": 5, "edit_reg_weight": 1.0}, "stitching": {"max_steps": 25}}
     ref = resolve({}, {}, pack, schema=SCHEMA)
     assert ref["pti"]["keyframes"].value == 5 and ref["pti"]["keyframes"].source == "pack"
     fast = resolve({}, {"schedule": "fast", "pti": {"batch": 2}}, pack, schema=SCHEMA)
@@ -68,7 +68,7 @@ def test_schedule_is_a_layer_between_config_and_pack():
         for key, value in preset.items():
             want = ("config", 2) if (stage, key) == ("pti", "batch") else ("schedule", value)
             assert (fast[stage][key].source, fast[stage][key].value) == want, (stage, key)
-    assert fast["pti"]["lr"].source == "pack"  # not in the preset: the pack's value stays
+    assert fast["pti"]["edit_reg_weight"].source == "pack"  # not in the preset: the pack's value stays
     assert resolve_schedule({"schedule": "reference"}, {"schedule": "fast"}, {}).source == "sample"
     assert resolve_schedule({}, {}, {"schedule": "fast"}) == resolve_schedule({}, {"schedule": None}, {"schedule": "fast"})
     assert resolve_schedule({}, {}, {"schedule": "fast"}).source == "pack"
