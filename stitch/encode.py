@@ -20,13 +20,14 @@ from stitch.video import iter_frames, write_video
 log = logging.getLogger(__name__)
 
 
-def _facts(info_json, audio) -> tuple[dict, str | None]:
+def source_facts(info_json, audio) -> tuple[dict, str | None]:
+    """frames/info.json and the source audio's path (None when the video has none)."""
     info = json.loads(Path(info_json).read_text())
     audio_path = audio if info["has_audio"] and Path(audio).stat().st_size > 0 else None
     return info, audio_path
 
 
-def _writer_args(info: dict) -> dict:
+def writer_args(info: dict) -> dict:
     """fps and (variable frame rate) per-frame times of the source."""
     return {"fps": Fraction(info["fps_num"], info["fps_den"]), **timing(info)}
 
@@ -45,11 +46,11 @@ def _frames(frames, info: dict):
 def encode_frames(frames_npy, info_json, audio, out_video) -> None:
     """Encode one frame array (T, H, W, 3) uint8 as a video with the source's frame times and audio (grayscale
     when the source is)."""
-    info, audio_path = _facts(info_json, audio)
+    info, audio_path = source_facts(info_json, audio)
     n = info["num_frames"]
     frames = np.load(frames_npy, mmap_mode="r")
     assert frames.shape[0] == n, (frames.shape, n)
-    write_video(out_video, _frames(frames, info), audio_path=audio_path, total=n, **_writer_args(info))
+    write_video(out_video, _frames(frames, info), audio_path=audio_path, total=n, **writer_args(info))
     log.info("wrote %s (%d frames at %s/%s fps%s, audio=%s)", out_video, n, info["fps_num"], info["fps_den"],
              ", variable frame rate" if info.get("vfr") else "", bool(audio_path))
 
@@ -61,7 +62,7 @@ def run_recon(frames_npy, info_json, audio, out_video) -> None:
 
 def run(video, frames_npy, recon_video, info_json, audio, out_video, out_side_by_side, label: str = "edit") -> None:
     """The edited video and the side-by-side original | reconstruction | ``label``."""
-    info, audio_path = _facts(info_json, audio)
+    info, audio_path = source_facts(info_json, audio)
     n = info["num_frames"]
     encode_frames(frames_npy, info_json, audio, out_video)
     edited = _frames(np.load(frames_npy, mmap_mode="r"), info)
@@ -69,7 +70,7 @@ def run(video, frames_npy, recon_video, info_json, audio, out_video, out_side_by
         side_by_side([orig, rec, ed], ["original", "reconstruction", label])
         for orig, rec, ed in zip(iter_frames(video), iter_frames(recon_video), edited)
     )
-    written = write_video(out_side_by_side, panels, audio_path=audio_path, total=n, **_writer_args(info))
+    written = write_video(out_side_by_side, panels, audio_path=audio_path, total=n, **writer_args(info))
     assert written == n, f"side-by-side has {written} frames, the video {n}"
     log.info("wrote %s", out_side_by_side)
 

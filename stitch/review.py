@@ -25,7 +25,6 @@ import json
 import logging
 import math
 import os
-from fractions import Fraction
 from pathlib import Path
 
 import pandas as pd
@@ -130,16 +129,14 @@ def run(video: str, info_json, source, layout: dict, out_html) -> dict:
 
 def run_source(video, info_json, audio, out_mp4) -> None:
     """Rule ``review_source``: the source as H.264 + its audio at the exact fps (the page's original)."""
-    from stitch.frames import timing
+    from stitch.encode import source_facts, writer_args
 
-    facts = _facts(info_json)
-    fps = Fraction(facts["fps_num"], facts["fps_den"])
-    audio_path = audio if facts["has_audio"] and Path(audio).stat().st_size > 0 else None
-    n = write_video(out_mp4, iter_frames(video), fps, audio_path=audio_path, total=facts["num_frames"],
-                    **timing(json.loads(Path(info_json).read_text())))
-    if n != facts["num_frames"]:
-        raise StitchError(f"{video}: decoded {n} frames, frames/info.json says {facts['num_frames']}; rerun rule frames")
-    log.info("wrote %s (%d frames at %s fps, audio=%s)", out_mp4, n, fps, bool(audio_path))
+    info, audio_path = source_facts(info_json, audio)
+    args = writer_args(info)
+    n = write_video(out_mp4, iter_frames(video), audio_path=audio_path, total=info["num_frames"], **args)
+    if n != info["num_frames"]:
+        raise StitchError(f"{video}: decoded {n} frames, frames/info.json says {info['num_frames']}; rerun rule frames")
+    log.info("wrote %s (%d frames at %s fps, audio=%s)", out_mp4, n, args["fps"], bool(audio_path))
 
 
 def _summary_table(summaries: dict) -> str:

@@ -135,11 +135,14 @@ def resolve_schedule(sample: Mapping, config: Mapping, pack_defaults: Mapping,
 
 
 def resolve_stage(stage: str, sample: Mapping, config: Mapping, pack_defaults: Mapping,
-                  where: Mapping[str, str] | None = None, schema: Mapping | None = None) -> dict[str, Setting]:
+                  where: Mapping[str, str] | None = None, schema: Mapping | None = None,
+                  schedule: str | None = None) -> dict[str, Setting]:
     """{key: Setting} of one stage for one video. ``sample``: typed samples.tsv row; ``config``: the whole config;
-    ``pack_defaults``: the pack's ``defaults`` block; ``where``: {source: file} for error messages."""
+    ``pack_defaults``: the pack's ``defaults`` block; ``where``: {source: file} for error messages; ``schedule``:
+    the video's schedule when already resolved (else resolved here)."""
     where = where or {}
-    preset = SCHEDULES[resolve_schedule(sample, config, pack_defaults, where).value].get(stage, {})
+    schedule = schedule or resolve_schedule(sample, config, pack_defaults, where).value
+    preset = SCHEDULES[schedule].get(stage, {})
     out = {}
     for key, default in defaults(stage).items():
         layers = (
@@ -160,7 +163,8 @@ def resolve_stage(stage: str, sample: Mapping, config: Mapping, pack_defaults: M
 def resolve(sample: Mapping, config: Mapping, pack_defaults: Mapping, where: Mapping[str, str] | None = None,
             schema: Mapping | None = None) -> dict[str, dict[str, Setting]]:
     """{stage: {key: Setting}} of every stage for one video."""
-    return {s: resolve_stage(s, sample, config, pack_defaults, where, schema) for s in STAGES}
+    schedule = resolve_schedule(sample, config, pack_defaults, where).value
+    return {s: resolve_stage(s, sample, config, pack_defaults, where, schema, schedule) for s in STAGES}
 
 
 def values(resolved: Mapping[str, Setting]) -> dict[str, Any]:

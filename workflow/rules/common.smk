@@ -458,8 +458,13 @@ def work_files(video, method, edit):
     return files
 
 
+def table_rows(methods):
+    """(video, method, edit) of every row of the tables."""
+    return [(v, m, e) for v in SAMPLES.index for m in methods for e in EVAL_EDITS]
+
+
 def table_inputs(methods):
-    rows = [(v, m, e) for v in SAMPLES.index for m in methods for e in EVAL_EDITS]
+    rows = table_rows(methods)
     return {
         "summaries": [metric_path(v, m, e, "json") for v, m, e in rows],
         "work": sorted({f for row in rows for f in work_files(*row)}),
@@ -468,8 +473,7 @@ def table_inputs(methods):
 
 def table_work(methods):
     """The tables rule's params: "video/method/edit" -> work_files, and the number of edits sharing PTI."""
-    rows = [(v, m, e) for v in SAMPLES.index for m in methods for e in EVAL_EDITS]
-    return {"files": {f"{v}/{m}/{e}": work_files(v, m, e) for v, m, e in rows}, "edits": len(EDITS)}
+    return {"files": {f"{v}/{m}/{e}": work_files(v, m, e) for v, m, e in table_rows(methods)}, "edits": len(EDITS)}
 
 
 def evaluation_outputs(methods, paper=False):
