@@ -4,13 +4,15 @@
                                         [--loop 4] [--cores 2] [--skip-run]
 
 Every video of ``../shared/data/videos`` (full length unless ``--frames``), pack demo, edits older (age +8), smile
-(+3) and gender (towards the other sex: +-6; both are run, the table keeps the one that changes the sex), methods
-stit and no_stitch. Each video is one samples.tsv row per schedule (column ``schedule``), so both schedules run in
-the same Snakemake run on the same machine state. ``--loop K`` also runs talk_1 looped K times (frames and audio)
-under ``fast`` to show PTI's time growing sublinearly. Prints per video x schedule x edit: generator steps and
-forwards per frame per edit, seconds per frame of PTI / stitching / the pipeline, recon PSNR/SSIM over all frames,
-TL-ID, TG-ID, identity distance, seam error (stitch.seam), probe deltas; then the bars of the issue as ratios
-fast / reference. Writes ``<work>/table.md`` and ``<work>/bench_schedule.csv``.
+(+3) and gender (towards the other sex: +-6; both are run, the table keeps the one that changes the sex), method
+stit (``--methods stit no_stitch`` adds no_stitch's seam error). Each video is one samples.tsv row per schedule
+(column ``schedule``), so both schedules run in the same Snakemake run on the same machine state. ``--loop K`` then
+runs, in ``<work>/loop``, the PTI of talk_1 and of talk_1 looped K times (frames and audio) under ``fast``, to show
+PTI's time growing sublinearly. Prints per video x schedule x edit: generator steps and forwards per frame per edit,
+seconds per frame of PTI / stitching / the pipeline, recon PSNR/SSIM over all frames, TL-ID, TG-ID, identity
+distance, seam error (stitch.seam), probe deltas; then the bars of the issue as ratios fast / reference, and the
+seconds of PTI + stitching summed over all videos and edits. Writes ``<work>/table.md`` and
+``<work>/bench_schedule.csv``.
 """
 
 from __future__ import annotations
@@ -54,10 +56,19 @@ def loop_clip(src: Path, dst: Path, times: int) -> None:
         wav.unlink()
 
 
-def prepare(work: Path, videos: list[str], frames: int | None, loop: int) -> list[str]:
+def write_config(work: Path, rows: list[tuple[str, str, str]], methods: list[str]) -> None:
+    """samples.tsv (sample, path, schedule) and config.yaml of a work folder."""
+    (work / "config").mkdir(parents=True, exist_ok=True)
+    (work / "config" / "samples.tsv").write_text(
+        "sample\tpath\tschedule\n" + "".join("\t".join(r) + "\n" for r in rows))
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    cfg.update(samples="config/samples.tsv", results="results", pack="demo", edits=EDITS, sweeps={}, methods=methods)
+    (work / "config" / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+
+def prepare(work: Path, videos: list[str], frames: int | None, methods: list[str]) -> list[str]:
     """Inputs, samples.tsv (one row per video x schedule) and config; returns the sample names."""
     (work / "inputs").mkdir(parents=True, exist_ok=True)
-    (work / "config").mkdir(exist_ok=True)
     rows = []
     for v in videos:
         src = SHARED / "videos" / f"{v}.mp4"
@@ -66,17 +77,18 @@ def prepare(work: Path, videos: list[str], frames: int | None, loop: int) -> lis
         if not clip.is_file() or probe(clip).num_frames != n:
             cut_clip(src, clip, 0, n)
         rows += [(f"{v}__{s}", f"inputs/{clip.name}", s) for s in SCHEDULES]
-    if loop > 1:
-        looped = work / "inputs" / f"talk_1_x{loop}.mp4"
-        if not looped.is_file():
-            loop_clip(work / "inputs" / "talk_1.mp4", looped, loop)
-        rows.append((f"talk_1_x{loop}__fast", f"inputs/{looped.name}", "fast"))
-    (work / "config" / "samples.tsv").write_text(
-        "sample\tpath\tschedule\n" + "".join("\t".join(r) + "\n" for r in rows))
-    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    cfg.update(samples="config/samples.tsv", results="results", pack="demo", edits=EDITS, sweeps={},
-               methods=["stit", "no_stitch"])
-    (work / "config" / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    write_config(work, rows, methods)
+    return [r[0] for r in rows]
+
+
+def prepare_loop(work: Path, clip: Path, loop: int) -> list[str]:
+    """A folder of its own with ``clip`` and ``clip`` looped ``loop`` times, both under fast (only PTI is run)."""
+    (work / "inputs").mkdir(parents=True, exist_ok=True)
+    looped = work / "inputs" / f"{clip.stem}_x{loop}.mp4"
+    if not looped.is_file():
+        loop_clip(clip, looped, loop)
+    rows = [(f"{clip.stem}__fast", str(clip.resolve()), "fast"), (f"{looped.stem}__fast", f"inputs/{looped.name}", "fast")]
+    write_config(work, rows, ["stit"])
     return [r[0] for r in rows]
 
 
@@ -86,7 +98,8 @@ def table(work: Path) -> pd.DataFrame:
     m[["video", "schedule"]] = m["video"].str.split("__", expand=True)
     seam = m[m["method"] == "no_stitch"].set_index(["video", "schedule", "edit"])["seam_mse"]
     m = m[m["method"] == "stit"].copy()
-    m["no_stitch_seam_mse"] = [seam.get(k, np.nan) for k in zip(m["video"], m["schedule"], m["edit"])]
+    if len(seam):
+        m["no_stitch_seam_mse"] = [seam.get(k, np.nan) for k in zip(m["video"], m["schedule"], m["edit"])]
     gender = m[m["edit"].isin(["to_male", "to_female"]) & (m["schedule"] == "reference")]
     # per video, the gender edit that moves P(male) most under reference (towards the other sex), for both schedules
     other = {v: g.loc[g["p_male_delta"].abs().idxmax(), "edit"] for v, g in gender.groupby("video")}
@@ -117,6 +130,20 @@ def bars(t: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def totals(t: pd.DataFrame) -> str:
+    """Seconds of PTI (once per video) + stitching (per edit) summed over the videos, per schedule, and the ratio."""
+    edits = t[t["edit"] != "_recon"]
+    sec = {}
+    for schedule, g in edits.groupby("schedule"):
+        per_video = g.groupby("video").agg(frames=("frames", "first"), pti=("spf_pti", "first"),
+                                           render=("spf_render", "sum"))
+        sec[schedule] = float((per_video["frames"] * (per_video["pti"] + per_video["render"])).sum())
+    if len(sec) < 2:
+        return ""
+    return (f"PTI + stitching, all videos and edits: reference {sec['reference']:.0f} s, fast {sec['fast']:.0f} s "
+            f"(ratio {sec['reference'] / sec['fast']:.2f})\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, help="first N frames of every video (default: full length)")
@@ -124,25 +151,30 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=REPO / "results" / "bench_schedule")
     ap.add_argument("--loop", type=int, default=4, help="talk_1 looped this many times under fast (0: skip)")
     ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--methods", nargs="+", default=["stit"], choices=["stit", "no_stitch"],
+                    help="no_stitch adds the seam comparison stit vs no_stitch (default: stit only)")
     ap.add_argument("--skip-run", action="store_true", help="only print the tables of an earlier run")
     a = ap.parse_args()
     videos = a.videos or sorted(p.stem for p in (SHARED / "videos").glob("*.mp4"))
-    prepare(a.work, videos, a.frames, a.loop if "talk_1" in videos else 0)
+    prepare(a.work, videos, a.frames, a.methods)
+    loop = a.loop if "talk_1" in videos and a.loop > 1 else 0
     if not a.skip_run:
         snakemake(a.work, "tables", cores=a.cores)
+    if loop and not a.skip_run:
+        samples = prepare_loop(a.work / "loop", a.work / "inputs" / "talk_1.mp4", loop)
+        snakemake(a.work / "loop", *(f"results/{s}/pti/stats.json" for s in samples), cores=a.cores)
     t = table(a.work)
     t.to_csv(a.work / "bench_schedule.csv", index=False)
     b = bars(t)
-    text = "## Per video x schedule x edit (method stit)\n\n" + markdown(t) + "\n\n## fast vs reference\n\n" + markdown(b)
-    if a.loop > 1 and "talk_1" in videos:
+    text = "## Per video x schedule x edit (method stit)\n\n" + markdown(t) + "\n\n## fast vs reference\n\n" + markdown(b) + "\n\n" + totals(t)
+    if loop:
         from stitch.tables import read_benchmark
 
-        res = a.work / "results"
-        one, many = (read_benchmark(res / s / "benchmarks" / "pti.tsv") for s in ("talk_1__fast", f"talk_1_x{a.loop}__fast"))
-        text += f"\n\nPTI under fast: talk_1 {one:.1f} s, talk_1 x{a.loop} {many:.1f} s (ratio {many / one:.2f})\n"
+        res = a.work / "loop" / "results"
+        one, many = (read_benchmark(res / s / "benchmarks" / "pti.tsv") for s in ("talk_1__fast", f"talk_1_x{loop}__fast"))
+        text += f"\n\nPTI under fast: talk_1 {one:.1f} s, talk_1 x{loop} {many:.1f} s (ratio {many / one:.2f})\n"
     (a.work / "table.md").write_text(text + "\n")
     print(text)
-
 
 if __name__ == "__main__":
     main()

@@ -44,6 +44,7 @@ class PTIConfig:
     lpips_weight: float = 1.0  # used only when the pack ships LPIPS weights
     seed: int = 0
     edit_reg_weight: float = 0.0  # edit-preserving regulariser (not in STIT: 0)
+    edit_reg_every: int = 1  # the regulariser on every k-th update only, its weight times k
     keyframes: int = 0  # tune on this many keyframes (stitch.keyframes; 0 = every frame, STIT)
     batch: int = 1  # frames per Adam step (STIT: 1)
     lr_schedule: str = "constant"  # constant (STIT) | cosine (per epoch, to 0 at the end)
@@ -96,13 +97,14 @@ class CalibrateConfig:
 
 
 #: schedule name -> {stage: {key: value}}: a layer of the settings resolver between config.yaml and the pack's
-#: defaults (stitch.settings). ``reference`` is STIT's (nothing changed); ``fast`` tunes PTI on keyframes in batches
-#: with a cosine learning rate and starts each frame's stitching from the previous frame's weights (issue #13;
-#: values chosen with benchmarks/bench_schedule.py).
+#: defaults (stitch.settings). ``reference`` is STIT's (nothing changed); ``fast`` tunes PTI on keyframes with a
+#: cosine learning rate and the edit regulariser on every 4th update, and starts each frame's stitching from the
+#: previous frame's weights (issue #13; values chosen with PTI pilots on talk_2, README "Schedules").
 SCHEDULES: dict[str, dict[str, dict[str, Any]]] = {
     "reference": {},
     "fast": {
-        "pti": {"keyframes": 32, "batch": 1, "epochs": 60, "lr": 1e-3, "lr_schedule": "cosine", "refine_frames": 8},
+        "pti": {"keyframes": 32, "batch": 1, "epochs": 80, "lr": 1e-3, "lr_schedule": "cosine", "refine_frames": 8,
+                "edit_reg_every": 4},
         "stitching": {"warm_start": True, "max_steps": 10},
     },
 }

@@ -155,7 +155,7 @@ class _Tuner:
         self.Gt.mapping.requires_grad_(False)
         params = [p for p in self.Gt.synthesis.parameters() if p.requires_grad]
         self.opt = torch.optim.Adam(params, lr=cfg.lr, betas=(0.9, 0.999))
-        self.steps = self.forwards = 0
+        self.steps = self.forwards = self.updates = 0
 
     def set_lr(self, lr: float) -> None:
         for group in self.opt.param_groups:
@@ -176,15 +176,16 @@ class _Tuner:
         if self.perceptual is not None and self.cfg.lpips_weight:
             loss = loss + self.cfg.lpips_weight * self.perceptual(y, x).mean()
         self.steps += len(idx)
-        if self.space is not None:
+        if self.space is not None and self.updates % self.cfg.edit_reg_every == 0:
             y0 = self.reference(idx)
             reg = edit_response_loss(self.Gt, self.G0, w, y, y0, self.space, self.rng)
-            loss = loss + self.cfg.edit_reg_weight * reg
+            loss = loss + self.cfg.edit_reg_weight * self.cfg.edit_reg_every * reg
             self.steps += len(idx)
             self.forwards += len(idx)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
+        self.updates += 1
         return float(loss.detach())
 
     def render_all(self) -> torch.Tensor:

@@ -53,17 +53,20 @@ def _problem(G, n=3):
     return ws, crops
 
 
-@pytest.mark.parametrize("reg", [0.0, 1.0], ids=["plain", "edit regulariser"])
-def test_pti_records_the_passes_it_ran(G, reg):
+@pytest.mark.parametrize("reg, every, regularised", [(0.0, 1, 0), (1.0, 1, 6), (1.0, 4, 2)],
+                         ids=["plain", "edit regulariser", "regulariser every 4th update"])
+def test_pti_records_the_passes_it_ran(G, reg, every, regularised):
+    """6 updates (2 epochs x 3 frames); the regulariser adds one step on every ``every``-th (updates 0 and 4)."""
     ws, crops = _problem(G)
     space = edit_space({"age": torch.randn(G.num_ws, G.w_dim) * 0.1}) if reg else None
     passes = Passes(G)
     try:
-        _, st = pti_tune(G, ws, crops, PTIConfig(epochs=2, lr=1e-3, edit_reg_weight=reg), progress=False, space=space)
+        cfg = PTIConfig(epochs=2, lr=1e-3, edit_reg_weight=reg, edit_reg_every=every)
+        _, st = pti_tune(G, ws, crops, cfg, progress=False, space=space)
     finally:
         passes.close()
     assert (st["work"]["generator_steps"], st["work"]["generator_forwards"]) == passes.as_work()
-    assert st["work"]["generator_steps"] == 2 * 3 * (2 if reg else 1) and st["work"]["shared_by_edits"]
+    assert st["work"]["generator_steps"] == 6 + regularised and st["work"]["shared_by_edits"]
 
 
 @pytest.mark.parametrize("threshold, max_steps", [(0.0, 4), (1e9, 4), (0.0, 0)], ids=["full", "early stop", "off"])
