@@ -1,4 +1,4 @@
-"""Rule encode: H.264 + source audio, and the side-by-side video (stitch.encode)."""
+"""Rule encode: an edit's segments joined with the source audio, and the side-by-side video (stitch.encode)."""
 
 import _repo  # noqa: F401  (puts the repo on sys.path)
 
@@ -7,4 +7,4 @@ from stitch.smk import setup
 
 setup(snakemake)
 i, o = snakemake.input, snakemake.output
-run(i.video, i.frames, i.recon, i.info, i.audio, o.video, o.side_by_side, label=f"{snakemake.wildcards.method}: {snakemake.wildcards.edit}")
+run(i.segments, i.side_by_side, i.info, i.audio, o.video, o.side_by_side)

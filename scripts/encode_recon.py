@@ -1,4 +1,4 @@
-"""Rule encode_recon: a method's reconstruction frames -> H.264 + source audio (stitch.encode.run_recon)."""
+"""Rule encode_recon: a method's reconstruction segments joined with the source audio (stitch.encode.run_recon)."""
 
 import _repo  # noqa: F401  (puts the repo on sys.path)
 
@@ -7,4 +7,4 @@ from stitch.smk import setup
 
 setup(snakemake)
 i = snakemake.input
-run_recon(i.frames, i.info, i.audio, snakemake.output.video)
+run_recon(i.segments, i.info, i.audio, snakemake.output.video)

@@ -110,6 +110,10 @@ SCHEDULES: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
+#: frames per shard (stitch.segments) when neither config.yaml nor samples.tsv sets ``shard_frames``
+DEFAULT_SHARD_FRAMES = 200
+
+
 #: stage name -> its settings dataclass (the config.yaml section of the same name)
 STAGES: dict[str, type] = {
     "landmarks": LandmarksConfig,

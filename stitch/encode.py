@@ -1,5 +1,7 @@
-"""Stage ``encode``: pasted frames -> H.264 at the exact source fps with the source audio, and the side-by-side
-comparison video (original | reconstruction | edit), in ``results/{video}/encode/{method}/``.
+"""Stage ``encode``: the paste stage's H.264 segments (one per shard) joined without re-encoding into the video at
+the exact source frame times with the source audio, and likewise the side-by-side comparison video (original |
+reconstruction | edit), in ``results/{video}/encode/{method}/``; plus what the paste stage needs to write frames as
+the output shows them (:func:`writer_frame`, :func:`side_by_side`).
 
 Two rules: ``encode`` (:func:`run`, an edit and its side-by-side) and ``encode_recon`` (:func:`run_recon`, the
 method's reconstruction ``_recon.mp4`` alone: it is the middle panel of every side-by-side, so it has none)."""
@@ -15,7 +17,7 @@ import cv2
 import numpy as np
 
 from stitch.frames import grayscale, timing
-from stitch.video import iter_frames, write_video
+from stitch.segments import concat
 
 log = logging.getLogger(__name__)
 
@@ -38,41 +40,24 @@ def to_gray(frame: np.ndarray) -> np.ndarray:
     return np.repeat(np.clip(np.rint(y), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
 
 
-def _frames(frames, info: dict):
-    gray = grayscale(info)
-    return (to_gray(f) if gray else np.asarray(f) for f in frames)
+def writer_frame(frame: np.ndarray, info: dict) -> np.ndarray:
+    """An output frame as it is encoded: gray when the source is (frames/info.json)."""
+    return to_gray(frame) if grayscale(info) else np.asarray(frame)
 
 
-def encode_frames(frames_npy, info_json, audio, out_video) -> None:
-    """Encode one frame array (T, H, W, 3) uint8 as a video with the source's frame times and audio (grayscale
-    when the source is)."""
+def run_recon(segments, info_json, audio, out_video) -> None:
+    """Rule ``encode_recon``: the method's reconstruction segments joined as ``_recon.mp4``."""
     info, audio_path = source_facts(info_json, audio)
-    n = info["num_frames"]
-    frames = np.load(frames_npy, mmap_mode="r")
-    assert frames.shape[0] == n, (frames.shape, n)
-    write_video(out_video, _frames(frames, info), audio_path=audio_path, total=n, **writer_args(info))
-    log.info("wrote %s (%d frames at %s/%s fps%s, audio=%s)", out_video, n, info["fps_num"], info["fps_den"],
-             ", variable frame rate" if info.get("vfr") else "", bool(audio_path))
+    concat(segments, out_video, info, audio_path)
 
 
-def run_recon(frames_npy, info_json, audio, out_video) -> None:
-    """Rule ``encode_recon``: the method's reconstruction frames as ``_recon.mp4``."""
-    encode_frames(frames_npy, info_json, audio, out_video)
-
-
-def run(video, frames_npy, recon_video, info_json, audio, out_video, out_side_by_side, label: str = "edit") -> None:
-    """The edited video and the side-by-side original | reconstruction | ``label``."""
+def run(segments, side_by_side_segments, info_json, audio, out_video, out_side_by_side) -> None:
+    """The edited video and the side-by-side original | reconstruction | edit, each joined from its segments."""
     info, audio_path = source_facts(info_json, audio)
-    n = info["num_frames"]
-    encode_frames(frames_npy, info_json, audio, out_video)
-    edited = _frames(np.load(frames_npy, mmap_mode="r"), info)
-    panels = (
-        side_by_side([orig, rec, ed], ["original", "reconstruction", label])
-        for orig, rec, ed in zip(iter_frames(video), iter_frames(recon_video), edited)
-    )
-    written = write_video(out_side_by_side, panels, audio_path=audio_path, total=n, **writer_args(info))
-    assert written == n, f"side-by-side has {written} frames, the video {n}"
-    log.info("wrote %s", out_side_by_side)
+    concat(segments, out_video, info, audio_path)
+    concat(side_by_side_segments, out_side_by_side, info, audio_path)
+    log.info("wrote %s and %s (%d frames at %s/%s fps%s, audio=%s)", out_video, out_side_by_side, info["num_frames"],
+             info["fps_num"], info["fps_den"], ", variable frame rate" if info.get("vfr") else "", bool(audio_path))
 
 
 def side_by_side(frames: list[np.ndarray], labels: list[str], bar: int = 24) -> np.ndarray:

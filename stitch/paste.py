@@ -11,6 +11,9 @@ detail and an edit that changes nothing leaves the frame exactly as it was.
 
 from __future__ import annotations
 
+import itertools
+from pathlib import Path
+
 import cv2
 import numpy as np
 
@@ -189,40 +192,65 @@ def load_inputs(crops_npz, quads_npz, masks_npz, mode: str = "generator", recon_
     return out
 
 
-def run(video, crops_npz, quads_npz, masks_npz, out_npy, feather: bool = True, mode: str = "generator",
-        recon_npz=None, envelope_json=None) -> None:
-    """Stage ``paste``: every frame of ``video`` with the edited crops pasted back -> (T, H, W, 3) uint8 .npy.
+def shard_frames_pasted(video, d: dict, start: int, stop: int, times: dict, radius: int, active=None):
+    """(source frame, pasted frame) for frames ``start .. stop`` of ``video`` (``d``: :func:`load_inputs`;
+    ``times``: :func:`stitch.segments.frame_times`, to seek to ``start``)."""
+    from stitch.video import iter_frames
+
+    source = itertools.islice(iter_frames(video, start, times), stop - start)
+    source, to_paste = itertools.tee(source)
+    sl = slice(start, stop)
+    pasted = paste_video(to_paste, d["crops"][:, sl], d["quads"][:, sl], d["alphas"][:, sl], d["valid"][:, sl], radius,
+                         None if d["bases"] is None else d["bases"][:, sl], None if active is None else active[sl])
+    return zip(source, pasted)
+
+
+def run(video, crops_npz, quads_npz, masks_npz, info_json, shard: int, shard_frames: int, out_segment,
+        feather: bool = True, mode: str = "generator", recon_npz=None, envelope_json=None, recon_video=None,
+        out_side_by_side=None, label: str = "edit") -> None:
+    """Stage ``paste``, one shard: frames ``shard * shard_frames ..`` of ``video`` with the edited crops pasted
+    back, written as an H.264 segment at the final codec settings (``stitch.segments``; no raw frames on disk),
+    and with ``recon_video`` the side-by-side segment original | reconstruction | ``label``.
 
     ``mode`` ``generator`` pastes the method's face crops (STIT); ``detail`` pastes the edit's change (crops minus
     the method's reconstruction ``recon_npz``) onto the source frame (:func:`paste_face`). ``envelope_json``: the
-    edit stage's per-frame envelope; frames where it is 0 are copied from the source bit for bit."""
+    edit stage's per-frame envelope; frames where it is 0 are the source's."""
+    import json
     import logging
+    from contextlib import ExitStack
 
-    from stitch.atomic import atomic_path
     from stitch.edit_range import load_active
+    from stitch.encode import side_by_side, writer_frame
     from stitch.errors import StitchError
     from stitch.progress import tqdm
+    from stitch.segments import frame_times, segment_writer, shard_range
     from stitch.video import iter_frames
 
+    info = json.loads(Path(info_json).read_text())
     d = load_inputs(crops_npz, quads_npz, masks_npz, mode, recon_npz)
-    res = d["crops"].shape[-2]
-    radius = feather_radius(res) if feather else 0
     n_t = d["valid"].shape[1]
+    if n_t != info["num_frames"]:
+        raise StitchError(f"{crops_npz}: {n_t} frames, {info_json} has {info['num_frames']}; rerun the face stages")
     active = None if envelope_json is None else load_active(envelope_json)
     if active is not None and len(active) != n_t:
         raise StitchError(f"{envelope_json}: {len(active)} frames, {crops_npz} has {n_t}; rerun the edit")
-    pasted = paste_video(iter_frames(video), d["crops"], d["quads"], d["alphas"], d["valid"], radius, d["bases"],
-                         active)
-    arr, t = None, -1
-    with atomic_path(out_npy) as tmp:
-        for t, frame in enumerate(tqdm(pasted, total=n_t, desc="paste")):
-            if t >= n_t:
-                raise ValueError(f"{video}: more frames than the {n_t} the crops have")
-            if arr is None:
-                arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n_t,) + frame.shape)
-            arr[t] = frame
-        assert t + 1 == n_t, f"{video}: decoded {t + 1} frames, crops have {n_t}"
-        arr.flush()
-        del arr
-    logging.getLogger(__name__).info("pasted %d face track(s) into %d frames (mode %s, feather radius %d px at %d)",
-                                     d["valid"].shape[0], n_t, mode, radius, res)
+    start, stop = shard_range(shard, n_t, shard_frames)
+    res = d["crops"].shape[-2]
+    radius = feather_radius(res) if feather else 0
+    times = frame_times(info)
+    pairs = shard_frames_pasted(video, d, start, stop, times, radius, active)
+    with ExitStack() as stack:
+        out = stack.enter_context(segment_writer(out_segment, info, start, stop - start))
+        sbs = None
+        if out_side_by_side is not None:
+            sbs = stack.enter_context(segment_writer(out_side_by_side, info, start, stop - start))
+            recon = iter_frames(recon_video, start, times)
+        for src, frame in tqdm(pairs, total=stop - start, desc="paste"):
+            edited = writer_frame(frame, info)
+            out.write(edited)
+            if sbs is not None:
+                sbs.write(side_by_side([src, next(recon), edited], ["original", "reconstruction", label]))
+        if out.n != stop - start:
+            raise StitchError(f"{video}: decoded {out.n} frames from frame {start}, the shard has {stop - start}")
+    logging.getLogger(__name__).info("pasted %d face track(s) into frames %d-%d of %d (mode %s, feather radius %d px "
+                                     "at %d)", d["valid"].shape[0], start, stop - 1, n_t, mode, radius, res)

@@ -20,12 +20,12 @@ from typing import Any
 
 import jsonschema
 
-from stitch.configs import SCHEDULES, STAGES, defaults, field_types
+from stitch.configs import DEFAULT_SHARD_FRAMES, SCHEDULES, STAGES, defaults, field_types
 from stitch.errors import StitchError
 
 SOURCES = ("sample", "config", "schedule", "pack", "default")
 #: samples.tsv columns that are not stage settings
-BASE_COLUMNS = ("sample", "path", "faces", "pack", "schedule")
+BASE_COLUMNS = ("sample", "path", "faces", "pack", "schedule", "shard_frames")
 
 
 @dataclass(frozen=True)
@@ -132,6 +132,24 @@ def resolve_schedule(sample: Mapping, config: Mapping, pack_defaults: Mapping,
               ("pack", (pack_defaults or {}).get("schedule")), ("default", "reference"))
     source, name = next((s, v) for s, v in layers if v is not None)
     return Setting(check_schedule(name, where.get(source, source)), source)
+
+
+def check_shard_frames(value: Any, where: str) -> int:
+    """``shard_frames`` as a whole number of frames >= 1; else one line naming the file and the fix."""
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.isdigit() or int(text) < 1:
+        raise StitchError(f"{where}: shard_frames = {value!r} is not a whole number of frames >= 1; "
+                          f"give e.g. {DEFAULT_SHARD_FRAMES} or leave it empty")
+    return int(text)
+
+
+def resolve_shard_frames(sample: Mapping, config: Mapping, where: Mapping[str, str] | None = None) -> Setting:
+    """Frames per shard (stitch.segments): samples column ``shard_frames`` > config ``shard_frames`` > default."""
+    where = where or {}
+    layers = (("sample", (sample or {}).get("shard_frames")), ("config", (config or {}).get("shard_frames")),
+              ("default", DEFAULT_SHARD_FRAMES))
+    source, value = next((s, v) for s, v in layers if v is not None)
+    return Setting(check_shard_frames(value, where.get(source, source)), source)
 
 
 def resolve_stage(stage: str, sample: Mapping, config: Mapping, pack_defaults: Mapping,

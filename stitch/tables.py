@@ -64,12 +64,21 @@ def read_benchmark(path) -> float:
     return float(df["s"].mean()) if "s" in df and len(df) else float("nan")
 
 
+def job_seconds(bench_dir, stem: str) -> float:
+    """Seconds of the job ``stem``, or of all its shard jobs (``<stem>_0000.tsv`` ...) summed; NaN when missing."""
+    path = Path(bench_dir) / f"{stem}.tsv"
+    shards = sorted(Path(bench_dir).glob(f"{stem}_[0-9][0-9][0-9][0-9].tsv"))
+    if path.is_file() or not shards:
+        return read_benchmark(path)
+    return float(sum(read_benchmark(f) for f in shards))
+
+
 def timings(bench_dir, video: str, method: str, edit: str) -> pd.DataFrame:
     rows = []
     for stage, stems in stage_benchmarks(method, edit).items():
         for stem in stems:
             rows.append({"video": video, "method": method, "edit": edit, "stage": stage, "benchmark": stem,
-                         "seconds": read_benchmark(Path(bench_dir) / f"{stem}.tsv")})
+                         "seconds": job_seconds(bench_dir, stem)})
     return pd.DataFrame(rows)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import wave
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import ExitStack
 from fractions import Fraction
 from pathlib import Path
 
@@ -26,21 +27,57 @@ from stitch.videoinfo import (  # noqa: F401  (the public names of video I/O liv
 log = logging.getLogger(__name__)
 
 
-def iter_frames(path: str | Path) -> Iterator[np.ndarray]:
+def iter_frames(path: str | Path, start: int = 0, times: dict | None = None) -> Iterator[np.ndarray]:
     """Decode every frame upright (the display matrix's rotation applied) as a C-contiguous uint8 RGB array
-    (dlib rejects PyAV's strided arrays)."""
+    (dlib rejects PyAV's strided arrays), from frame ``start`` (counted as decoded, from 0).
+
+    ``times`` (``{"pts": [...], "time_base": Fraction}``, each frame's time relative to the first, as
+    ``frames/info.json`` keeps them) lets a later ``start`` seek to the keyframe before it instead of decoding
+    everything before it; the frame reached is checked against its time, and a file whose times do not match
+    (or without ``times``) is decoded from the beginning."""
+    if start > 0 and times:
+        with open_media(path) as c:
+            vs = video_stream(c, path)
+            frames = _seek(c, vs, path, start, times)
+            if frames is not None:
+                for frame in frames:
+                    yield upright(frame, path)
+                return
     with open_media(path) as c:
         vs = video_stream(c, path)
-        for frame in decoded(c, vs, path):
+        for frame in _skip(decoded(c, vs, path), start):
             yield upright(frame, path)
 
 
-def read_frames(path: str | Path, start: int = 0, count: int | None = None) -> np.ndarray:
-    """Frames ``start .. start + count`` (all remaining when ``count`` is None) as (N, H, W, 3) uint8."""
+def _skip(frames: Iterator, n: int) -> Iterator:
+    for i, frame in enumerate(frames):
+        if i >= n:
+            yield frame
+
+
+def _seek(c, vs, path, start: int, times: dict | None) -> Iterator | None:
+    """Decoded frames from frame ``start`` on after a seek, or None when the frame times cannot locate it."""
+    if start >= len(times["pts"]) or vs.time_base is None:
+        return None
+    first = next(decoded(c, vs, path), None)
+    if first is None or first.pts is None:
+        return None
+    target = first.pts + round(Fraction(times["pts"][start]) * Fraction(times["time_base"]) / vs.time_base)
+    c.seek(target, stream=vs, backward=True, any_frame=False)
+    frames = decoded(c, vs, path)
+    for frame in frames:
+        if frame.pts is None or frame.pts > target:
+            return None
+        if frame.pts == target:
+            return _chain(frame, frames)
+    return None
+
+
+def read_frames(path: str | Path, start: int = 0, count: int | None = None, times: dict | None = None) -> np.ndarray:
+    """Frames ``start .. start + count`` (all remaining when ``count`` is None) as (N, H, W, 3) uint8 (``times``:
+    see :func:`iter_frames`)."""
     out = []
-    for i, f in enumerate(iter_frames(path)):
-        if i < start:
-            continue
+    for f in iter_frames(path, start, times):
         if count is not None and len(out) >= count:
             break
         out.append(f)
@@ -120,46 +157,82 @@ def write_video(
     pts: Sequence[int] | None = None,
     time_base: Fraction | None = None,
 ) -> int:
-    """Encode RGB frames as H.264 (+ AAC from a WAV); returns the number of frames.
+    """Encode RGB frames as H.264 (+ AAC from a WAV); returns the number of frames (see :class:`VideoWriter`)."""
+    with VideoWriter(path, fps, audio_path, crf, total, pts, time_base) as writer:
+        for frame in frames:
+            writer.write(frame)
+    return writer.n
+
+
+class VideoWriter:
+    """Write RGB frames one at a time as H.264 (+ AAC from a WAV at the end): ``with VideoWriter(...) as w:
+    w.write(frame)``. The file appears (atomically) only when the block ends without an error.
 
     Frame ``n`` is shown at ``n / fps``, or at ``pts[n] * time_base`` when ``pts`` are given (a variable frame
     rate source keeps every frame's time). Odd frame sizes use yuv444p (4:2:0 needs even sizes) so the output
     keeps the input size exactly. No display matrix is written: frames are stored as they are to be shown.
     """
-    fps = Fraction(fps).limit_denominator(1_000_000)
-    tb = Fraction(time_base) if pts is not None else 1 / fps
-    it = iter(frames)
-    first = next(it, None)
-    if first is None:
-        raise StitchError(f"{path}: no frames to write")
-    h, w = np.asarray(first).shape[:2]
-    n = 0
-    with atomic_path(path) as tmp:
-        with av.open(str(tmp), "w", format="mp4") as out:
-            vs = out.add_stream("libx264", rate=fps)
-            vs.width, vs.height = w, h
-            vs.pix_fmt = "yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p"
-            vs.codec_context.time_base = tb
-            vs.options = {"crf": str(crf), "preset": "medium"}
-            audio = _add_audio_stream(out, audio_path) if audio_path is not None else None
-            bar = tqdm(total=total, desc=f"encode {Path(path).name}", leave=False, mininterval=5)
-            for frame in _chain(first, it):
-                frame = np.ascontiguousarray(frame, dtype=np.uint8)
-                if frame.shape != (h, w, 3):
-                    raise StitchError(f"{path}: frame {n} is {frame.shape}, expected {(h, w, 3)}")
-                if pts is not None and n >= len(pts):
-                    raise StitchError(f"{path}: more frames than the {len(pts)} presentation times given")
-                vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
-                vf.pts = n if pts is None else int(pts[n])
-                vf.time_base = tb
-                out.mux(vs.encode(vf))
-                n += 1
-                bar.update()
-            bar.close()
-            out.mux(vs.encode(None))
-            if audio is not None:
-                _encode_audio(out, *audio)
-    return n
+
+    def __init__(self, path, fps, audio_path=None, crf: int = 18, total: int | None = None,
+                 pts: Sequence[int] | None = None, time_base: Fraction | None = None):
+        self.path, self.audio_path, self.crf, self.total, self.pts = Path(path), audio_path, crf, total, pts
+        self.fps = Fraction(fps).limit_denominator(1_000_000)
+        self.tb = Fraction(time_base) if pts is not None else 1 / self.fps
+        self.n = 0
+        self._out = self._vs = self._audio = self._bar = None
+        self._shape: tuple[int, int, int] | None = None
+
+    def __enter__(self) -> VideoWriter:
+        self._stack = ExitStack()
+        self._tmp = self._stack.enter_context(atomic_path(self.path))
+        return self
+
+    def _open(self, h: int, w: int) -> None:
+        self._out = out = av.open(str(self._tmp), "w", format="mp4")
+        self._vs = vs = out.add_stream("libx264", rate=self.fps)
+        vs.width, vs.height = w, h
+        vs.pix_fmt = "yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p"
+        vs.codec_context.time_base = self.tb
+        vs.options = {"crf": str(self.crf), "preset": "medium"}
+        self._audio = add_audio_stream(out, self.audio_path) if self.audio_path is not None else None
+        self._bar = tqdm(total=self.total, desc=f"encode {self.path.name}", leave=False, mininterval=5)
+        self._shape = (h, w, 3)
+
+    def write(self, frame: np.ndarray) -> None:
+        frame = np.ascontiguousarray(frame, dtype=np.uint8)
+        if self._out is None:
+            self._open(*frame.shape[:2])
+        if frame.shape != self._shape:
+            raise StitchError(f"{self.path}: frame {self.n} is {frame.shape}, expected {self._shape}")
+        if self.pts is not None and self.n >= len(self.pts):
+            raise StitchError(f"{self.path}: more frames than the {len(self.pts)} presentation times given")
+        vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
+        vf.pts = self.n if self.pts is None else int(self.pts[self.n])
+        vf.time_base = self.tb
+        self._out.mux(self._vs.encode(vf))
+        self.n += 1
+        self._bar.update()
+
+    def _finish(self) -> None:
+        if self._out is None:
+            raise StitchError(f"{self.path}: no frames to write")
+        self._bar.close()
+        self._out.mux(self._vs.encode(None))
+        if self._audio is not None:
+            encode_audio(self._out, *self._audio)
+        self._out.close()
+
+    def __exit__(self, et, ev, tb) -> bool:
+        if et is None:
+            try:
+                self._finish()
+            except BaseException as e:
+                if not self._stack.__exit__(type(e), e, e.__traceback__):
+                    raise
+                return False
+        elif self._out is not None:
+            self._out.close()
+        return bool(self._stack.__exit__(et, ev, tb))
 
 
 def _chain(first, rest):
@@ -167,7 +240,8 @@ def _chain(first, rest):
     yield from rest
 
 
-def _add_audio_stream(out, wav_path: str | Path):
+def add_audio_stream(out, wav_path: str | Path):
+    """An AAC stream for the WAV's samples (None when it has none): (stream, samples, rate, layout)."""
     samples, rate = read_wav(wav_path)
     if len(samples) == 0:
         return None
@@ -177,7 +251,8 @@ def _add_audio_stream(out, wav_path: str | Path):
     return st, samples, rate, layout
 
 
-def _encode_audio(out, st, samples: np.ndarray, rate: int, layout: str, chunk: int = 1024) -> None:
+def encode_audio(out, st, samples: np.ndarray, rate: int, layout: str, chunk: int = 1024) -> None:
+    """Encode and mux the samples of :func:`add_audio_stream` (after the video: the muxer interleaves)."""
     for i in range(0, len(samples), chunk):
         part = np.ascontiguousarray(samples[i : i + chunk]).reshape(1, -1)
         af = av.AudioFrame.from_ndarray(part, format="s16", layout=layout)

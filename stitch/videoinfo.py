@@ -70,7 +70,8 @@ def video_stream(c, path):
 
 def decoded(c, vs, path) -> Iterator:
     """Decoded frames of ``vs``; a decoding error is one line saying the file is damaged."""
-    vs.thread_type = "AUTO"
+    if not vs.codec_context.is_open:  # a second pass over the same stream (after a seek) keeps the first's
+        vs.thread_type = "AUTO"
     k = 0
     try:
         for frame in c.decode(vs):

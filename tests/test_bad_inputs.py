@@ -156,6 +156,16 @@ PARSE_CASES = {  # id: (break the work dir, extra snakemake args ({wd}: the work
     "unknown schedule in samples": (samples(f"sample\tpath\tschedule\n{ROW}\tfastest\n"), (),
                                     r"config/samples.tsv \(sample clip\): schedule 'fastest' is not one of "
                                     r"reference, fast; use one of them$"),
+    "zero shard_frames": (config(lambda c: c.update(shard_frames=0)), (),
+                          r"config/config.yaml: shard_frames: 0 is less than the minimum of 1"),
+    "fractional shard_frames": (config(lambda c: c.update(shard_frames=2.5)), (),
+                                r"config/config.yaml: shard_frames: 2.5 is not of type 'integer', 'null'"),
+    "negative shard_frames in samples": (samples(f"sample\tpath\tshard_frames\n{ROW}\t-5\n"), (),
+                                         r"config/samples.tsv \(sample clip, column shard_frames\): shard_frames = "
+                                         r"'-5' is not a whole number of frames >= 1; give e.g. 200 or leave it empty$"),
+    "text shard_frames in samples": (samples(f"sample\tpath\tshard_frames\n{ROW}\tmany\n"), (),
+                                     r"config/samples.tsv \(sample clip, column shard_frames\): shard_frames = "
+                                     r"'many' is not a whole number"),
     "unknown pack": (config(lambda c: c.update(pack="ffhd")), (),
                      r"config/config.yaml: model pack 'ffhd' not found .*; set pack: to one of demo or to a pack"),
     "unknown pack in samples": (samples(f"sample\tpath\tpack\n{ROW}\tdemoo\n"), (),

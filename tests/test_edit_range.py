@@ -139,15 +139,14 @@ def test_paste_leaves_inactive_frames_untouched():
 
 @pytest.fixture(scope="module")
 def ranged(tmp_path_factory, shared_data):
-    """The tiny workflow with `older` on frames 8..20 (ramp 0.1 s) and `smile` everywhere, paste output kept."""
+    """The tiny workflow with `older` on frames 8..20 (ramp 0.1 s) and `smile` everywhere, stage files kept."""
     from wf import make_workdir, run_snakemake
 
     cache = tmp_path_factory.mktemp("wf_cache")
     wd = make_workdir(tmp_path_factory.mktemp("ranged"), cache, shared_data,
                       edits={"older": {"age": 8, "start": "frame:8", "end": "frame:20", "ramp": 0.1},
                              "smile": {"smile": 3}})
-    run_snakemake(wd, "--notemp", "results/clip/paste/stit/older.npy", "results/clip/paste/stit/smile.npy",
-                  "results/clip/encode/stit/older.mp4")
+    run_snakemake(wd, "--notemp", "results/clip/encode/stit/older.mp4", "results/clip/encode/stit/smile.mp4")
     return wd
 
 
@@ -156,6 +155,7 @@ def test_frames_outside_the_range_are_the_source_bit_for_bit(ranged):
     import json
 
     from stitch.video import read_frames
+    from wf import pasted_frames
 
     res = ranged / "results" / "clip"
     src = read_frames(ranged / "inputs" / "clip.mp4")
@@ -165,13 +165,13 @@ def test_frames_outside_the_range_are_the_source_bit_for_bit(ranged):
                             info["num_frames"], info["fps_num"] / info["fps_den"], "x")
     np.testing.assert_array_equal(env, expect)
     assert env[8] == 0.0 and env[14] == 1.0 and np.flatnonzero(env).tolist() == list(range(9, 20))
-    pasted = np.load(res / "paste" / "stit" / "older.npy")
+    pasted = pasted_frames(ranged, "older")
     outside = env == 0
     np.testing.assert_array_equal(pasted[outside], src[outside])
     assert all((pasted[t] != src[t]).any() for t in np.flatnonzero(env == 1)), "inside the range the face is edited"
     pivots, edited = np.load(res / "invert" / "pivots.npy"), np.load(res / "edit" / "older.npy")
     np.testing.assert_array_equal(edited[:, outside], pivots[:, outside])
-    smile = np.load(res / "paste" / "stit" / "smile.npy")  # no range: every frame with a face is pasted
+    smile = pasted_frames(ranged, "smile")  # no range: every frame with a face is pasted
     valid = np.load(res / "align" / "quads.npz")["valid"].any(axis=0)
     assert all((smile[t] != src[t]).any() for t in np.flatnonzero(valid))
     stitched = np.load(res / "stitching" / "older.npz")
@@ -190,8 +190,8 @@ def test_changing_start_reruns_only_that_edit(ranged, tmp_path):
     cfg = yaml.safe_load(path.read_text())
     cfg["edits"]["older"]["start"] = "frame:6"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    jobs = planned_jobs(wd, "results/clip/paste/stit/older.npy", "results/clip/paste/stit/smile.npy")
-    assert sorted(r for r, _ in jobs) == ["edit", "paste", "stitching"], jobs
+    jobs = planned_jobs(wd, "results/clip/encode/stit/older.mp4", "results/clip/encode/stit/smile.mp4")
+    assert sorted(r for r, _ in jobs) == ["edit", "encode", "paste", "stitching"], jobs
     assert all(wc.get("edit") == "older" for _, wc in jobs), jobs
 
 

@@ -45,15 +45,15 @@ KEY_OUTPUTS = [  # must be among the compared files: the final videos, latents, 
 ]
 
 # Where the kill sequence stops a job: (name, rule, freeze trigger, signal, outputs already written when it froze).
-# One run per point, each resuming the previous one: pti, stitching (SIGKILL and Ctrl-C), paste mid-write of its
-# frame array, encode with the edited video done and the side-by-side being encoded, metrics between its CSV and
-# its JSON.
+# One run per point, each resuming the previous one: pti, stitching (SIGKILL and Ctrl-C), paste (of the _recon, the
+# first paste job to run) mid-write of its segment, encode with the edited video joined and the side-by-side not,
+# metrics between its CSV and its JSON.
 POINTS = [
     ("pti", "pti", {"STITCH_TEST_FREEZE_LOG": r"^pti: [1-9]\d*/\d+ "}, signal.SIGKILL, 0),
     ("stitching", "stitching", {"STITCH_TEST_FREEZE_LOG": r"^stitching: [1-9]\d*/\d+ "}, signal.SIGKILL, 0),
     ("stitching-ctrl-c", "stitching", {"STITCH_TEST_FREEZE_LOG": r"^stitching: [1-9]\d*/\d+ "}, signal.SIGINT, 0),
-    ("paste", "paste", {"STITCH_TEST_FREEZE_LOG": r"^paste: [1-9]\d*/\d+ "}, signal.SIGKILL, 0),
-    ("encode", "encode", {"STITCH_TEST_FREEZE_LOG": r"^encode side_by_side_\w+\.mp4: [1-9]"}, signal.SIGKILL, 1),
+    ("paste", "paste_recon", {"STITCH_TEST_FREEZE_LOG": r"^paste: [1-9]\d*/\d+ "}, signal.SIGKILL, 0),
+    ("encode", "encode", {"STITCH_TEST_FREEZE_RENAME": r"/encode/[^/]+/older\.mp4$"}, signal.SIGKILL, 1),
     ("metrics", "metrics", {"STITCH_TEST_FREEZE_RENAME": r"/metrics/[^/]+/[^/]+\.csv$"}, signal.SIGKILL, 1),
 ]
 
@@ -246,7 +246,7 @@ def test_kill_landed_inside_the_rule(killed, point):
     got = killed[1][point]
     assert got["rule"] == got["expected_rule"], got
     assert got["exists"] == got["expected"], f"the kill came too late or too early: {got}"
-    if point == "paste":  # killed in the middle of writing its frame array: the temporary is half-written
+    if point == "paste":  # killed in the middle of writing its segment: the temporary is half-written
         assert got["partial"], got
 
 

@@ -244,7 +244,8 @@ def test_site_profile_dry_run(tmp_path):
     assert proc.returncode == 0, out[-4000:]
     assert f"Using profile {SITE_PROFILE}" in out
     plan = planned(out)
-    assert {"invert", "pti", "stitching", "recon", "edit", "paste", "encode"} <= set(plan), sorted(plan)
+    # paste's shard jobs are planned once the frames checkpoint has counted the frames, after a dry run's horizon
+    assert {"frames", "invert", "pti", "stitching", "recon", "edit", "encode"} <= set(plan), sorted(plan)
     for rule, want in plan.items():
         rule_text = declared(rule)
         assert want == {k: rule_text[k] for k in ("mem_mb", "runtime", "gpu")}, (rule, want, rule_text)

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from wf import CLIP_FRAMES, REPO, make_workdir, run_snakemake, snakemake_cmd
+from wf import CLIP_FRAMES, REPO, make_workdir, pasted_frames, run_snakemake, snakemake_cmd
 
 pytestmark = pytest.mark.slow
 
@@ -95,7 +95,7 @@ def test_pixels_outside_face_unchanged(done):
 
     res = done / "results" / "clip"
     frames = read_frames(done / "inputs" / "clip.mp4")
-    pasted = np.load(res / "paste" / "stit" / "older.npy")
+    pasted = pasted_frames(done, "older")
     q = np.load(res / "align" / "quads.npz")
     assert q["valid"].any(axis=0).mean() > 0.9, "the face should be tracked on (almost) every frame"
     region = quad_region(q["quads"], q["valid"], frames.shape[1:3])
@@ -126,18 +126,18 @@ def test_pti_change_reruns_pti_and_descendants(done, tmp_path):
     rules = {r for r, _ in planned_jobs(wd)}
     # the source-side metrics (metrics_source) and the review page's source video do not depend on PTI;
     # settings.yaml records the new value
-    assert rules == {"settings", "pti", "recon", "stitching", "paste", "encode", "encode_recon", "metrics", "figures",
-                     "tables", "review", "review_index", "all"}, rules
+    assert rules == {"settings", "pti", "recon", "stitching", "paste_recon", "paste", "encode", "encode_recon",
+                     "metrics", "figures", "tables", "review", "review_index", "all"}, rules
 
 
 def test_failed_job_leaves_nothing_stale(done, tmp_path):
     """Change an edit's factor, let its `edit` job fail (a corrupt directions file), repair the pack: the rerun must
     redo the edit and everything after it. Snakemake deletes a failed job's outputs and does not rerun what follows
-    a missing intermediate file (paste's frames are temp()), so the old video would look up to date; the workflow
+    a missing intermediate file (paste's segments are temp()), so the old video would look up to date; the workflow
     deletes the old outputs of every job a run redoes before the first job starts (common.smk onstart)."""
     wd = copy_workdir(done, tmp_path / "wd")
-    for frames in (wd / "results" / "clip" / "paste").rglob("*.npy"):
-        frames.unlink()  # as temp() leaves them (the shared run kept them with --notemp)
+    for segment in (wd / "results" / "clip" / "paste").rglob("*.mp4"):
+        segment.unlink()  # as temp() leaves them (the shared run kept them with --notemp)
     assert planned_jobs(wd) == []
     directions = Path(yaml.safe_load((wd / "config" / "config.yaml").read_text())["pack"]) / "directions.safetensors"
     good = directions.read_bytes()

@@ -79,3 +79,25 @@ def run_snakemake(workdir: Path, *args: str, check: bool = True, timeout: float 
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
     return proc
+
+
+def pasted_frames(workdir: Path, edit: str, method: str = "stit"):
+    """(T, H, W, 3) uint8: the frames the paste stage encodes for ``edit`` of the clip, recomputed with the library
+    (stitch.paste) from the run's stage files; the workflow itself keeps them only encoded (H.264 segments)."""
+    import json
+
+    import numpy as np
+
+    from stitch.edit_range import load_active
+    from stitch.paste import feather_radius, load_inputs, shard_frames_pasted
+    from stitch.segments import frame_times
+
+    res = Path(workdir) / "results" / "clip"
+    info = json.loads((res / "frames" / "info.json").read_text())
+    crops = res / "recon" / "crops.npz" if edit == "_recon" else res / "stitching" / f"{edit}.npz"
+    assert method == "stit", "only stit's crops are located here"
+    d = load_inputs(crops, res / "align" / "quads.npz", res / "masks" / "masks.npz")
+    active = None if edit == "_recon" else load_active(res / "edit" / f"{edit}.json")
+    pairs = shard_frames_pasted(Path(workdir) / "inputs" / "clip.mp4", d, 0, info["num_frames"], frame_times(info),
+                                feather_radius(d["crops"].shape[-2]), active)
+    return np.stack([frame for _, frame in pairs])

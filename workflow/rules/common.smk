@@ -1,4 +1,5 @@
 # Config validation, the samples table and the settings every rule shares.
+import json
 import os
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from stitch.edit_range import parse_range_column, split_edit
 from stitch.targets import split_targets
 from stitch.errors import StitchError
 from stitch.packs import Pack, resolve_pack_dir
+from stitch.segments import num_shards, shard_name
 from stitch.settings import Setting
 
 
@@ -208,6 +210,30 @@ def setting(video, stage, key):
 
 
 @functools.cache
+def shard_frames_setting(video):
+    where = {"sample": f"{config['samples']} (sample {video}, column shard_frames)",
+             "config": preflight.defined_in(CONFIG_SOURCES, ["shard_frames"])}
+    return stitch_settings.resolve_shard_frames(dict(SAMPLES.loc[video].items()), config, where)
+
+
+def shard_frames(video):
+    """Frames per shard of one video (samples column shard_frames > config shard_frames > 200)."""
+    return shard_frames_setting(video).value
+
+
+def video_shards(video):
+    """The shard names of a video. Its frame count is the frames stage's decoded count (frames/info.json): frames
+    is a checkpoint, so the per-shard jobs are planned once it has run."""
+    info = json.loads(Path(checkpoints.frames.get(video=video).output.info).read_text())
+    return [shard_name(k) for k in range(num_shards(info["num_frames"], shard_frames(video)))]
+
+
+def shard_files(pattern):
+    """Input function: ``pattern`` (with {shard}) for every shard of the job's video."""
+    return lambda wc: [pattern.format(**dict(wc.items()), shard=s) for s in video_shards(wc.video)]
+
+
+@functools.cache
 def pack_directions(directory):
     """Direction names of a pack (safetensors header), after checking its manifest and that its files exist."""
     pack = Pack.open(directory)
@@ -229,6 +255,7 @@ def check_videos():
         if not (Path(directory) / "pack.yaml").is_file():
             continue
         video_settings(video)
+        shard_frames(video)
         name = pack_name(video)
         label = directory if Path(name).resolve() == Path(directory).resolve() else f"{name!r} ({directory})"
         preflight.check_edit_directions({e: {**EDITS[e], **EDIT_TARGETS[e]} for e in config["edits"]},
@@ -267,7 +294,8 @@ def settings_document(wc):
     extra = {"pack": Setting(pack_name(wc.video), "sample" if sample_value(wc.video, "pack") else "config"),
              "faces": Setting(faces_setting(wc.video), "sample" if sample_value(wc.video, "faces") else "config"),
              "schedule": stitch_settings.resolve_schedule(dict(SAMPLES.loc[wc.video].items()), config,
-                                                          pack_meta(wc.video).get("defaults") or {})}
+                                                          pack_meta(wc.video).get("defaults") or {}),
+             "shard_frames": shard_frames_setting(wc.video)}
     return stitch_settings.report(video_settings(wc.video), extra)
 
 
@@ -314,6 +342,11 @@ def paste_inputs(wc):
     if wc.edit != "_recon":  # the edit's per-frame envelope: frames where it is 0 stay the source's
         inputs["envelope"] = R("edit", "{edit}.json").format(video=wc.video, edit=wc.edit)
     return inputs
+
+
+def recon_paste_inputs(wc):
+    """paste_recon's inputs: paste's for the pseudo-edit _recon."""
+    return paste_inputs(SimpleNamespace(video=wc.video, method=wc.method, edit="_recon"))
 
 
 def baseline_inputs(wc):

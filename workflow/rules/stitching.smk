@@ -52,24 +52,59 @@ rule recon:
 
 
 rule paste:
-    """Inverse-warp every method's face crops into the original frames (identically for all methods); paste.mode
-    detail pastes the edit's change (crops minus the method's _recon crops) onto the source instead."""
+    """One shard of an edit: inverse-warp the method's face crops into the original frames (paste.mode detail
+    pastes the edit's change, the crops minus the method's _recon crops, onto the source) and write the frames as
+    H.264 segments, of the edited video and of the side-by-side; encode joins a video's segments."""
     input:
         unpack(paste_inputs),
+        info=R("frames", "info.json"),
+        recon_video=R("encode", "{method}", "_recon.mp4"),
     output:
-        frames=temp(R("paste", "{method}", "{edit}.npy")),
+        segment=temp(R("paste", "{method}", "{edit}", "{shard}.mp4")),
+        side_by_side=temp(R("paste", "{method}", "{edit}", "{shard}.side_by_side.mp4")),
     log:
-        R("logs", "paste_{method}_{edit}.log"),
+        R("logs", "paste_{method}_{edit}_{shard}.log"),
     benchmark:
-        R("benchmarks", "paste_{method}_{edit}.tsv")
+        R("benchmarks", "paste_{method}_{edit}_{shard}.tsv")
+    wildcard_constraints:
+        edit="|".join(EDITS),
+        shard=r"\d{4}",
     params:
         feather=lambda wc: setting(wc.video, "paste", "feather"),
         mode=lambda wc: setting(wc.video, "paste", "mode"),
-    threads: 1
+        shard_frames=lambda wc: shard_frames(wc.video),
+    threads: 2  # x264's threads
     resources:
-        mem_mb=6000,
+        mem_mb=4000,
         runtime=30,
     conda:
         "../../envs/stitch.yaml"
     script:
         "../../scripts/paste.py"
+
+
+rule paste_recon:
+    """One shard of a method's reconstruction pasted into the original frames, as an H.264 segment."""
+    input:
+        unpack(recon_paste_inputs),
+        info=R("frames", "info.json"),
+    output:
+        segment=temp(R("paste", "{method}", "_recon", "{shard}.mp4")),
+    log:
+        R("logs", "paste_{method}__recon_{shard}.log"),
+    benchmark:
+        R("benchmarks", "paste_{method}__recon_{shard}.tsv")
+    wildcard_constraints:
+        shard=r"\d{4}",
+    params:
+        feather=lambda wc: setting(wc.video, "paste", "feather"),
+        mode=lambda wc: setting(wc.video, "paste", "mode"),
+        shard_frames=lambda wc: shard_frames(wc.video),
+    threads: 2  # x264's threads
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/stitch.yaml"
+    script:
+        "../../scripts/paste_recon.py"

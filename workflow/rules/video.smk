@@ -23,7 +23,8 @@ rule democlip:
         "../../scripts/democlip.py"
 
 
-rule frames:
+checkpoint frames:
+    """Decoding facts (frames/info.json: the decoded frame count sets the number of shards) and the audio."""
     input:
         video=video_path,
     output:
@@ -44,11 +45,11 @@ rule frames:
 
 
 rule encode:
-    """Edited frames -> H.264 at the source fps with the source audio; plus original | reconstruction | edit."""
+    """An edit's H.264 segments joined (no re-encoding) at the source frame times with the source audio; likewise
+    the side-by-side original | reconstruction | edit."""
     input:
-        video=video_path,
-        frames=R("paste", "{method}", "{edit}.npy"),
-        recon=R("encode", "{method}", "_recon.mp4"),
+        segments=shard_files(R("paste", "{method}", "{edit}", "{shard}.mp4")),
+        side_by_side=shard_files(R("paste", "{method}", "{edit}", "{shard}.side_by_side.mp4")),
         info=R("frames", "info.json"),
         audio=R("frames", "audio.wav"),
     output:
@@ -60,7 +61,7 @@ rule encode:
         R("benchmarks", "encode_{method}_{edit}.tsv")
     wildcard_constraints:
         edit="|".join(EDITS),
-    threads: 2
+    threads: 1  # remuxing only
     resources:
         mem_mb=4000,
         runtime=30,
@@ -73,7 +74,7 @@ rule encode:
 rule encode_recon:
     """The method's reconstruction (no edit) as a video: compared against in the side-by-side and the metrics."""
     input:
-        frames=R("paste", "{method}", "_recon.npy"),
+        segments=shard_files(R("paste", "{method}", "_recon", "{shard}.mp4")),
         info=R("frames", "info.json"),
         audio=R("frames", "audio.wav"),
     output:
@@ -82,7 +83,7 @@ rule encode_recon:
         R("logs", "encode_{method}__recon.log"),
     benchmark:
         R("benchmarks", "encode_{method}__recon.tsv")
-    threads: 2
+    threads: 1  # remuxing only
     resources:
         mem_mb=4000,
         runtime=30,
