@@ -217,13 +217,12 @@ def run(video, crops_npz, quads_npz, masks_npz, info_json, shard: int, shard_fra
     edit stage's per-frame envelope; frames where it is 0 are the source's."""
     import json
     import logging
-    from contextlib import ExitStack
 
     from stitch.edit_range import load_active
     from stitch.encode import side_by_side, writer_frame
     from stitch.errors import StitchError
     from stitch.progress import tqdm
-    from stitch.segments import frame_times, segment_writer, shard_range
+    from stitch.segments import frame_times, segment_writer, shard_range, write_segment
     from stitch.video import iter_frames
 
     info = json.loads(Path(info_json).read_text())
@@ -239,18 +238,16 @@ def run(video, crops_npz, quads_npz, masks_npz, info_json, shard: int, shard_fra
     radius = feather_radius(res) if feather else 0
     times = frame_times(info)
     pairs = shard_frames_pasted(video, d, start, stop, times, radius, active)
-    with ExitStack() as stack:
-        out = stack.enter_context(segment_writer(out_segment, info, start, stop - start))
-        sbs = None
-        if out_side_by_side is not None:
-            sbs = stack.enter_context(segment_writer(out_side_by_side, info, start, stop - start))
-            recon = iter_frames(recon_video, start, times)
-        for src, frame in tqdm(pairs, total=stop - start, desc="paste"):
-            edited = writer_frame(frame, info)
-            out.write(edited)
-            if sbs is not None:
-                sbs.write(side_by_side([src, next(recon), edited], ["original", "reconstruction", label]))
+    with segment_writer(out_segment, info, start, stop - start) as out:
+        for _, frame in tqdm(pairs, total=stop - start, desc="paste"):
+            out.write(writer_frame(frame, info))
         if out.n != stop - start:
             raise StitchError(f"{video}: decoded {out.n} frames from frame {start}, the shard has {stop - start}")
+    if out_side_by_side is not None:
+        # after the segment, not beside it: two H.264 encoders side by side in one process do not always give the
+        # same bytes for the same frames; the edit panel is the segment as written (as the reconstruction's is)
+        panels = zip(iter_frames(video, start, times), iter_frames(recon_video, start, times), iter_frames(out_segment))
+        write_segment(out_side_by_side, (side_by_side(list(p), ["original", "reconstruction", label])
+                                         for p in itertools.islice(panels, stop - start)), info, start, stop - start)
     logging.getLogger(__name__).info("pasted %d face track(s) into frames %d-%d of %d (mode %s, feather radius %d px "
                                      "at %d)", d["valid"].shape[0], start, stop - 1, n_t, mode, radius, res)

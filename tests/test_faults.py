@@ -45,14 +45,14 @@ KEY_OUTPUTS = [  # must be among the compared files: the final videos, latents, 
 ]
 
 # Where the kill sequence stops a job: (name, rule, freeze trigger, signal, outputs already written when it froze).
-# One run per point, each resuming the previous one: pti, stitching (SIGKILL and Ctrl-C), paste (of the _recon, the
-# first paste job to run) mid-write of its segment, encode with the edited video joined and the side-by-side not,
+# The rule is a regex. One run per point, each resuming the previous one: pti, stitching (SIGKILL and Ctrl-C), the
+# first paste job of its run (an edit's or the _recon's, whichever the run reaches first) mid-write of its segment, encode with the edited video joined and the side-by-side not,
 # metrics between its CSV and its JSON.
 POINTS = [
     ("pti", "pti", {"STITCH_TEST_FREEZE_LOG": r"^pti: [1-9]\d*/\d+ "}, signal.SIGKILL, 0),
     ("stitching", "stitching", {"STITCH_TEST_FREEZE_LOG": r"^stitching: [1-9]\d*/\d+ "}, signal.SIGKILL, 0),
     ("stitching-ctrl-c", "stitching", {"STITCH_TEST_FREEZE_LOG": r"^stitching: [1-9]\d*/\d+ "}, signal.SIGINT, 0),
-    ("paste", "paste_recon", {"STITCH_TEST_FREEZE_LOG": r"^paste: [1-9]\d*/\d+ "}, signal.SIGKILL, 0),
+    ("paste", "paste(_recon)?", {"STITCH_TEST_FREEZE_LOG": r"^paste: [1-9]\d*/\d+ "}, signal.SIGKILL, 0),
     ("encode", "encode", {"STITCH_TEST_FREEZE_RENAME": r"/encode/[^/]+/older\.mp4$"}, signal.SIGKILL, 1),
     ("metrics", "metrics", {"STITCH_TEST_FREEZE_RENAME": r"/metrics/[^/]+/[^/]+\.csv$"}, signal.SIGKILL, 1),
 ]
@@ -244,10 +244,10 @@ def killed(tmp_path_factory, cache, shared_data):
 def test_kill_landed_inside_the_rule(killed, point):
     """Each kill hit a running job of its rule before all of its outputs were written (else it came too late)."""
     got = killed[1][point]
-    assert got["rule"] == got["expected_rule"], got
+    assert re.fullmatch(got["expected_rule"], got["rule"]), got
     assert got["exists"] == got["expected"], f"the kill came too late or too early: {got}"
-    if point == "paste":  # killed in the middle of writing its segment: the temporary is half-written
-        assert got["partial"], got
+    # paste is killed while encoding its segment: x264 holds the first frames back (look-ahead), so its temporary
+    # may not exist yet; after the resume test_resume_after_kills_is_identical finds none left over
 
 
 def test_resume_after_kills_is_identical(killed, reference):
