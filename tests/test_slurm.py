@@ -44,8 +44,8 @@ def planned(dry_run_output: str) -> dict[str, dict]:
     """rule -> {mem_mb, runtime, gpu} as Snakemake resolved them (rule + profile), from a dry run. (Threads are not
     in it: a dry run caps them at its local cores; they are checked against the rule's text, ``declared``.)"""
     plan = {}
-    for block in re.split(r"\n(?=\[[^\]]+\]\n(?:local)?rule \w+:)", dry_run_output):
-        m = re.search(r"^(?:local)?rule (\w+):", block, re.M)
+    for block in re.split(r"\n(?=\[[^\]]+\]\n(?:local)?(?:rule|checkpoint) \w+:)", dry_run_output):
+        m = re.search(r"^(?:local)?(?:rule|checkpoint) (\w+):", block, re.M)
         if not m or m.group(1) == "all":
             continue
         res = re.search(r"^\s+resources: (.*)$", block, re.M)
@@ -61,7 +61,7 @@ def planned(dry_run_output: str) -> dict[str, dict]:
 def declared(rule: str) -> dict[str, int]:
     """threads / runtime / gpu straight from the rule's text in workflow/rules/*.smk."""
     for smk in sorted((REPO / "workflow" / "rules").glob("*.smk")):
-        m = re.search(rf"^rule {rule}:\n(.*?)(?=^\S|\Z)", smk.read_text(), re.M | re.S)
+        m = re.search(rf"^(?:rule|checkpoint) {rule}:\n(.*?)(?=^\S|\Z)", smk.read_text(), re.M | re.S)
         if m:
             body = m.group(1)
             get = lambda pat, default=0: int(g.group(1)) if (g := re.search(pat, body)) else default  # noqa: E731
@@ -132,6 +132,9 @@ def slurm():
 def slurm_run(slurm, tmp_path_factory, shared_data):
     """The tiny pipeline (real 1.5 s clip, random 32 px pack) through SLURM with the slurm-ci profile."""
     wd = make_workdir(tmp_path_factory.mktemp("slurm_e2e"), tmp_path_factory.mktemp("slurm_cache"), shared_data)
+    # the frames checkpoint first (a SLURM job too): the paste shards a dry run can plan come from its frame count
+    first = snakemake(wd, CI_PROFILE, "results/clip/frames/info.json", env=slurm.env)
+    assert first.returncode == 0, f"frames through SLURM failed:\n{output(first)[-4000:]}\n{slurm.logs()}"
     dry = snakemake(wd, CI_PROFILE, "--dry-run", *TARGETS, env=slurm.env, timeout=300)
     assert dry.returncode == 0, output(dry)[-4000:]
     plan = planned(output(dry))
@@ -239,7 +242,7 @@ def test_site_profile_dry_run(tmp_path):
     (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     (tmp_path / "config" / "samples.tsv").write_text(f"sample\tpath\nclip\t{tmp_path / 'in.mp4'}\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
-    proc = snakemake(tmp_path, SITE_PROFILE, "--dry-run", *TARGETS, env=env, timeout=300)
+    proc = snakemake(tmp_path, SITE_PROFILE, "--dry-run", env=env, timeout=300)  # the default target: every rule
     out = output(proc)
     assert proc.returncode == 0, out[-4000:]
     assert f"Using profile {SITE_PROFILE}" in out
