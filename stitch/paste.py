@@ -193,16 +193,14 @@ def load_inputs(crops_npz, quads_npz, masks_npz, mode: str = "generator", recon_
 
 
 def shard_frames_pasted(video, d: dict, start: int, stop: int, times: dict, radius: int, active=None):
-    """(source frame, pasted frame) for frames ``start .. stop`` of ``video`` (``d``: :func:`load_inputs`;
-    ``times``: :func:`stitch.segments.frame_times`, to seek to ``start``)."""
+    """The pasted frames ``start .. stop`` of ``video`` (``d``: :func:`load_inputs`; ``times``:
+    :func:`stitch.segments.frame_times`, to seek to ``start``)."""
     from stitch.video import iter_frames
 
     source = itertools.islice(iter_frames(video, start, times), stop - start)
-    source, to_paste = itertools.tee(source)
     sl = slice(start, stop)
-    pasted = paste_video(to_paste, d["crops"][:, sl], d["quads"][:, sl], d["alphas"][:, sl], d["valid"][:, sl], radius,
-                         None if d["bases"] is None else d["bases"][:, sl], None if active is None else active[sl])
-    return zip(source, pasted)
+    return paste_video(source, d["crops"][:, sl], d["quads"][:, sl], d["alphas"][:, sl], d["valid"][:, sl], radius,
+                       None if d["bases"] is None else d["bases"][:, sl], None if active is None else active[sl])
 
 
 def run(video, crops_npz, quads_npz, masks_npz, info_json, shard: int, shard_frames: int, out_segment,
@@ -237,9 +235,9 @@ def run(video, crops_npz, quads_npz, masks_npz, info_json, shard: int, shard_fra
     res = d["crops"].shape[-2]
     radius = feather_radius(res) if feather else 0
     times = frame_times(info)
-    pairs = shard_frames_pasted(video, d, start, stop, times, radius, active)
+    pasted = shard_frames_pasted(video, d, start, stop, times, radius, active)
     with segment_writer(out_segment, info, start, stop - start) as out:
-        for _, frame in tqdm(pairs, total=stop - start, desc="paste"):
+        for frame in tqdm(pasted, total=stop - start, desc="paste"):
             out.write(writer_frame(frame, info))
         if out.n != stop - start:
             raise StitchError(f"{video}: decoded {out.n} frames from frame {start}, the shard has {stop - start}")

@@ -17,11 +17,12 @@ import av
 import numpy as np
 
 from stitch.atomic import atomic_path
-from stitch.configs import DEFAULT_SHARD_FRAMES  # noqa: F401  (re-exported: the shard size's default)
 from stitch.errors import StitchError
+from stitch.frames import timing
 from stitch.video import VideoWriter, add_audio_stream, encode_audio
 
 log = logging.getLogger(__name__)
+
 
 def num_shards(num_frames: int, shard_frames: int) -> int:
     """How many shards ``num_frames`` frames make (at least one)."""
@@ -43,16 +44,14 @@ def shard_name(shard: int) -> str:
 
 def frame_times(info: dict) -> dict:
     """``{"pts", "time_base"}``: every frame's time relative to the first (``frames/info.json``), for
-    :func:`stitch.video.iter_frames` seeking and for stamping segments."""
-    if info.get("vfr"):
-        return {"pts": list(info["pts"]), "time_base": Fraction(info["time_base_num"], info["time_base_den"])}
-    fps = Fraction(info["fps_num"], info["fps_den"])
-    return {"pts": list(range(info["num_frames"])), "time_base": 1 / fps}
+    :func:`stitch.video.iter_frames` seeking and for stamping segments: the source's pts for a variable frame rate
+    (:func:`stitch.frames.timing`), else frame ``n`` at ``n / fps``."""
+    return timing(info) or {"pts": list(range(info["num_frames"])),
+                            "time_base": 1 / Fraction(info["fps_num"], info["fps_den"])}
 
 
-def segment_start(info: dict, start: int) -> Fraction:
-    """The time (s) of frame ``start`` relative to the video's first frame."""
-    times = frame_times(info)
+def segment_start(times: dict, start: int) -> Fraction:
+    """The time (s) of frame ``start`` relative to the video's first frame (``times``: :func:`frame_times`)."""
     return Fraction(times["pts"][start]) * times["time_base"]
 
 
@@ -116,7 +115,8 @@ def _timeline(segments, info: dict) -> tuple[list[int], list[int], list[int]]:
     """(each segment's pts offset, every packet's joined pts in decode order, the first segment's decode times
     before its first presentation time); checks sizes, time bases and the frame count."""
     offsets, pts, lead, n, ref = [], [], [], 0, None
-    for seg in segments:
+    times = frame_times(info)
+    for k, seg in enumerate(segments):
         if n >= info["num_frames"]:
             raise StitchError(f"{seg}: the segments have more frames than the video's {info['num_frames']}")
         with av.open(str(seg)) as src:
@@ -125,9 +125,9 @@ def _timeline(segments, info: dict) -> tuple[list[int], list[int], list[int]]:
             if ref is not None and key != ref:
                 raise StitchError(f"{seg}: time base or size differs from {segments[0]}; rerun the paste jobs")
             ref = key
-            offsets.append(round(segment_start(info, n) / stream.time_base))
+            offsets.append(round(segment_start(times, n) / stream.time_base))
             packets = [(p.pts, p.dts) for p in src.demux(stream) if p.size]
-        if not offsets[1:]:
+        if k == 0:
             lead = [d for _, d in packets if d < min(p for p, _ in packets)]
         pts += [p + offsets[-1] for p, _ in packets]
         n += len(packets)

@@ -127,11 +127,14 @@ def check_schedule(name: Any, where: str) -> str:
 def resolve_schedule(sample: Mapping, config: Mapping, pack_defaults: Mapping,
                      where: Mapping[str, str] | None = None) -> Setting:
     """The video's schedule: samples column ``schedule`` > config ``schedule`` > pack ``defaults.schedule``."""
-    where = where or {}
-    layers = (("sample", (sample or {}).get("schedule")), ("config", (config or {}).get("schedule")),
-              ("pack", (pack_defaults or {}).get("schedule")), ("default", "reference"))
-    source, name = next((s, v) for s, v in layers if v is not None)
-    return Setting(check_schedule(name, where.get(source, source)), source)
+    source, name = _first_set(("sample", (sample or {}).get("schedule")), ("config", (config or {}).get("schedule")),
+                              ("pack", (pack_defaults or {}).get("schedule")), ("default", "reference"))
+    return Setting(check_schedule(name, (where or {}).get(source, source)), source)
+
+
+def _first_set(*layers: tuple[str, Any]) -> tuple[str, Any]:
+    """The first (source, value) of ``layers`` whose value is set (not None)."""
+    return next((s, v) for s, v in layers if v is not None)
 
 
 def check_shard_frames(value: Any, where: str) -> int:
@@ -145,11 +148,9 @@ def check_shard_frames(value: Any, where: str) -> int:
 
 def resolve_shard_frames(sample: Mapping, config: Mapping, where: Mapping[str, str] | None = None) -> Setting:
     """Frames per shard (stitch.segments): samples column ``shard_frames`` > config ``shard_frames`` > default."""
-    where = where or {}
-    layers = (("sample", (sample or {}).get("shard_frames")), ("config", (config or {}).get("shard_frames")),
-              ("default", DEFAULT_SHARD_FRAMES))
-    source, value = next((s, v) for s, v in layers if v is not None)
-    return Setting(check_shard_frames(value, where.get(source, source)), source)
+    source, value = _first_set(("sample", (sample or {}).get("shard_frames")),
+                               ("config", (config or {}).get("shard_frames")), ("default", DEFAULT_SHARD_FRAMES))
+    return Setting(check_shard_frames(value, (where or {}).get(source, source)), source)
 
 
 def resolve_stage(stage: str, sample: Mapping, config: Mapping, pack_defaults: Mapping,
@@ -170,7 +171,7 @@ def resolve_stage(stage: str, sample: Mapping, config: Mapping, pack_defaults: M
             ("pack", ((pack_defaults or {}).get(stage) or {}).get(key)),
             ("default", default),
         )
-        source, value = next((s, v) for s, v in layers if v is not None)
+        source, value = _first_set(*layers)
         if isinstance(value, int) and not isinstance(value, bool) and field_types(stage)[key] is float:
             value = float(value)
         check_value(stage, key, value, where.get(source, source), schema if source != "default" else None)

@@ -98,6 +98,5 @@ def pasted_frames(workdir: Path, edit: str, method: str = "stit"):
     assert method == "stit", "only stit's crops are located here"
     d = load_inputs(crops, res / "align" / "quads.npz", res / "masks" / "masks.npz")
     active = None if edit == "_recon" else load_active(res / "edit" / f"{edit}.json")
-    pairs = shard_frames_pasted(Path(workdir) / "inputs" / "clip.mp4", d, 0, info["num_frames"], frame_times(info),
-                                feather_radius(d["crops"].shape[-2]), active)
-    return np.stack([frame for _, frame in pairs])
+    return np.stack(list(shard_frames_pasted(Path(workdir) / "inputs" / "clip.mp4", d, 0, info["num_frames"],
+                                             frame_times(info), feather_radius(d["crops"].shape[-2]), active)))
