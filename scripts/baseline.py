@@ -8,4 +8,5 @@ from stitch.smk import setup
 device = setup(snakemake)
 i = snakemake.input
 run(snakemake.wildcards.method, snakemake.params.pack, i.latents, i.crops, snakemake.output.crops,
-    generators=i.get("generators"), device=device)
+    generators=i.get("generators"), device=device, shard=int(snakemake.wildcards.shard),
+    shard_frames=snakemake.params.shard_frames)

@@ -8,4 +8,5 @@ from stitch.smk import setup
 device = setup(snakemake)
 i, p = snakemake.input, snakemake.params
 run_pti_frame(p.pack, i.pivots, i.crops, dict(zip(p.edits, i.latents)), p.settings,
-              dict(zip(["_recon", *p.edits], snakemake.output.crops)), device=device)
+              dict(zip(["_recon", *p.edits], snakemake.output.crops)), device=device,
+              shard=int(snakemake.wildcards.shard), shard_frames=p.shard_frames)

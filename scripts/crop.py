@@ -1,4 +1,4 @@
-"""Rule crop: aligned crops at the pack's resolution (stitch.crop)."""
+"""Rule crop: one shard's aligned crops at the pack's resolution (stitch.crop)."""
 
 import _repo  # noqa: F401  (puts the repo on sys.path)
 
@@ -6,4 +6,6 @@ from stitch.crop import run
 from stitch.smk import setup
 
 setup(snakemake)
-run(snakemake.input.video, snakemake.input.quads, snakemake.output.crops, size=snakemake.params.size)
+i, p = snakemake.input, snakemake.params
+run(i.video, i.quads, i.info, snakemake.output.crops, size=p.size, shard=int(snakemake.wildcards.shard),
+    shard_frames=p.shard_frames)

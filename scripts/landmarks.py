@@ -1,4 +1,4 @@
-"""Rule landmarks: detect, landmark and track every face (stitch.landmarks)."""
+"""Rule landmarks: link the detect shards' faces into tracks (stitch.landmarks)."""
 
 import _repo  # noqa: F401  (puts the repo on sys.path)
 
@@ -6,4 +6,4 @@ from stitch.landmarks import run
 from stitch.smk import setup
 
 setup(snakemake)
-run(snakemake.input.video, snakemake.output.tracks, **snakemake.params.settings)
+run(snakemake.input.video, list(snakemake.input.detections), snakemake.output.tracks, **snakemake.params.settings)

@@ -7,4 +7,5 @@ from stitch.smk import setup
 
 device = setup(snakemake)
 p = snakemake.params
-run(snakemake.input.crops, snakemake.input.tracks, snakemake.output.masks, method=p.method, pack=p.pack, device=device)
+run(snakemake.input.crops, snakemake.input.tracks, snakemake.output.masks, method=p.method, pack=p.pack, device=device,
+    shard=int(snakemake.wildcards.shard), shard_frames=p.shard_frames)

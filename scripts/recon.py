@@ -7,4 +7,5 @@ from stitch.smk import setup
 
 device = setup(snakemake)
 i = snakemake.input
-run(i.generators, i.pivots, i.crops, snakemake.output.crops, device=device)
+run(i.generators, i.pivots, i.crops, snakemake.output.crops, device=device, shard=int(snakemake.wildcards.shard),
+    shard_frames=snakemake.params.shard_frames)

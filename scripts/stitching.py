@@ -8,4 +8,4 @@ from stitch.smk import setup
 device = setup(snakemake)
 i = snakemake.input
 run(i.generators, i.latents, i.crops, i.masks, snakemake.params.settings, snakemake.output.crops, device=device,
-    envelope_json=i.envelope)
+    envelope_json=i.envelope, shard=int(snakemake.wildcards.shard), shard_frames=snakemake.params.shard_frames)

@@ -42,11 +42,11 @@ def write_json(path: str | Path, obj, indent: int | None = 2, newline: bool = Fa
     write_text(path, json.dumps(obj, indent=indent, **dumps_kwargs) + ("\n" if newline else ""))
 
 
-def save_npz(path: str | Path, **arrays) -> None:
-    """``np.savez(path, **arrays)`` (uncompressed), atomically (written through a file object, so numpy
-    appends no suffix)."""
+def save_npz(path: str | Path, compress: bool = False, **arrays) -> None:
+    """``np.savez(path, **arrays)`` (``np.savez_compressed`` with ``compress``), atomically (written through a file
+    object, so numpy appends no suffix)."""
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
+        (np.savez_compressed if compress else np.savez)(fh, **arrays)
 
 
 def save_npy(path: str | Path, array: np.ndarray) -> None:

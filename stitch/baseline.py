@@ -24,14 +24,16 @@ from stitch.work import sum_work, work
 log = logging.getLogger(__name__)
 
 
-def run(method: str, pack_dir, latents_npy, crops_npz, out_npz, generators=None, device="cpu") -> None:
-    """Crops of one edit (or ``_recon`` when ``latents_npy`` holds the pivots) for ``e4e`` or ``no_stitch``."""
+def run(method: str, pack_dir, latents_npy, crops_npz, out_npz, generators=None, device="cpu", shard: int = 0,
+        shard_frames: int | None = None) -> None:
+    """Crops of one edit (or ``_recon`` when ``latents_npy`` holds the pivots) for ``e4e`` or ``no_stitch``, one
+    shard (``crops_npz``: its crops; ``latents_npy``: the video's latents, a file or its shard files)."""
     from stitch.models.native import load_bundle
     from stitch.packs import Pack
 
     data = Crops.load(crops_npz)
     valid, res = data.valid, data.crops.shape[-2]
-    latents = Latents.load(latents_npy).latents
+    latents = Latents.load_shard(latents_npy, shard, shard_frames, valid.shape[1]).latents
     if method == "e4e":
         G = Pack.open(pack_dir).generator(device)
         out = render_tracks(lambda f: G, latents, valid, res, device)
@@ -47,19 +49,21 @@ def run(method: str, pack_dir, latents_npy, crops_npz, out_npz, generators=None,
 
 
 def run_pti_frame(pack_dir, pivots_npy, crops_npz, latents: dict[str, str], settings: dict, outputs: dict[str, str],
-                  device="cpu") -> None:
-    """Per-frame PTI: tune a fresh copy of the generator on each frame alone, render its pivot and every edit.
+                  device="cpu", shard: int = 0, shard_frames: int | None = None) -> None:
+    """Per-frame PTI of one shard: tune a fresh copy of the generator on each frame alone, render its pivot and
+    every edit.
 
     ``latents`` maps edit name -> edited latents ``.npy``; ``outputs`` maps the same names plus ``_recon`` to
-    the crop files to write.
+    the shard's crop files to write.
     """
     from stitch.packs import Pack
 
     assert set(outputs) == set(latents) | {"_recon"}, (sorted(outputs), sorted(latents))
     data = Crops.load(crops_npz)
     crops, valid = data.crops, data.valid
-    pivots = Latents.load(pivots_npy).latents
-    edits = {name: Latents.load(path).latents for name, path in latents.items()}
+    n = valid.shape[1]
+    pivots = Latents.load_shard(pivots_npy, shard, shard_frames, n).latents
+    edits = {name: Latents.load_shard(path, shard, shard_frames, n).latents for name, path in latents.items()}
     pack = Pack.open(pack_dir)
     G, cfg, perceptual, space = prepare(pack, settings, device)
     out = {name: np.zeros_like(crops) for name in outputs}

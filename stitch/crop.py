@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 
@@ -49,25 +51,32 @@ def crop_face(frame: np.ndarray, quad: np.ndarray, size: int) -> np.ndarray:
     )
 
 
-def run(video, quads_npz, out_npz, size: int) -> None:
-    """Stage ``crop``: crops (F, T, S, S, 3) of every selected face track (zeros where a frame is invalid)."""
+def run(video, quads_npz, info_json, out_npz, size: int, shard: int = 0, shard_frames: int | None = None) -> None:
+    """Stage ``crop``, one shard: crops (F, T, S, S, 3) of every selected face track in frames
+    ``shard * shard_frames ..`` (all frames without ``shard_frames``); zeros where a frame is invalid."""
+    import json
     import logging
 
+    from stitch.errors import StitchError
     from stitch.progress import tqdm
+    from stitch.segments import source_frames
+    from stitch.shards import shard_range
     from stitch.stagefiles import Crops, Quads
-    from stitch.video import iter_frames
 
     q = Quads.load(quads_npz)
-    quads, valid = q.quads, q.valid
-    n_faces, n_frames = valid.shape
-    crops = np.zeros((n_faces, n_frames, size, size, 3), np.uint8)
+    info = json.loads(Path(info_json).read_text())
+    n_faces, n_frames = q.valid.shape
+    if n_frames != info["num_frames"]:
+        raise StitchError(f"{quads_npz}: {n_frames} frames, {info_json} has {info['num_frames']}; rerun align")
+    start, stop = shard_range(shard, n_frames, shard_frames)
+    quads, valid = q.quads[:, start:stop], q.valid[:, start:stop]
+    crops = np.zeros((n_faces, stop - start, size, size, 3), np.uint8)
     t = -1
-    for t, frame in enumerate(tqdm(iter_frames(video), total=n_frames, desc="crop")):
-        if t >= n_frames:
-            raise ValueError(f"{video}: more frames than the {n_frames} the alignment saw")
-        for f in range(n_faces):
-            if valid[f, t]:
-                crops[f, t] = crop_face(frame, quads[f, t], size)
-    assert t + 1 == n_frames, f"{video}: decoded {t + 1} frames, alignment has {n_frames}"
+    for t, frame in enumerate(tqdm(source_frames(video, info, start, stop), total=stop - start, desc="crop")):
+        for f in np.flatnonzero(valid[:, t]):
+            crops[f, t] = crop_face(frame, quads[f, t], size)
+    if t + 1 != stop - start:
+        raise StitchError(f"{video}: decoded {t + 1} frames from frame {start}, the shard has {stop - start}")
     Crops(crops, valid, quads, q.track_ids).save(out_npz)
-    logging.getLogger(__name__).info("cropped %d face track(s) x %d frames at %d px", n_faces, n_frames, size)
+    logging.getLogger(__name__).info("cropped %d face track(s) x frames %d-%d of %d at %d px", n_faces, start,
+                                     stop - 1, n_frames, size)

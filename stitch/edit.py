@@ -52,8 +52,8 @@ def apply_edit(pivots: np.ndarray, directions: Mapping[str, torch.Tensor], facto
 
 def run(pivots_npy, pack_dir, factors: dict, out_npy, info_json, time_range: dict | None = None,
         envelope_json=None, name: str = "edit", calibration_json=None, multiplier: float = 1.0) -> None:
-    """Stage ``edit``: edited latents (same shape as the pivots) for one named edit and (``envelope_json``) its
-    per-frame envelope; ``time_range``: the normalised range (:func:`stitch.edit_range.check_range`) or None
+    """Stage ``edit``: edited latents (same shape as the pivots; ``pivots_npy``: the invert shards, read one at a
+    time) for one named edit and (``envelope_json``) its per-frame envelope; ``time_range``: the normalised range (:func:`stitch.edit_range.check_range`) or None
     (every frame). ``factors``: the raw factors; an edit with targets adds the calibrated factors of
     ``calibration_json`` (rule calibrate) times ``multiplier`` (a strength sweep;
     :func:`stitch.targets.final_factors`)."""
@@ -61,7 +61,7 @@ def run(pivots_npy, pack_dir, factors: dict, out_npy, info_json, time_range: dic
 
     from stitch.atomic import write_json
     from stitch.packs import Pack
-    from stitch.stagefiles import Latents
+    from stitch.stagefiles import Latents, is_shards, shard_lengths, shards_name
     from stitch.targets import final_factors
 
     factors = final_factors(factors, calibration_json, multiplier)
@@ -69,11 +69,21 @@ def run(pivots_npy, pack_dir, factors: dict, out_npy, info_json, time_range: dic
     info = json.loads(Path(info_json).read_text())
     fps = info["fps_num"] / info["fps_den"]
     env = frame_envelope(time_range, info["num_frames"], fps, f"edit {name} on {info['path']}")
-    pivots = Latents.load(pivots_npy).latents
-    if pivots.shape[1] != len(env):
-        raise StitchError(f"{pivots_npy}: {pivots.shape[1]} frames but {info_json} has {len(env)}; rerun frames")
-    edited = apply_edit(pivots, Pack.open(pack_dir).directions, factors, None if time_range is None else env)
-    Latents(edited).save(out_npy)
+    shards = list(pivots_npy) if is_shards(pivots_npy) else [pivots_npy]
+    lengths = shard_lengths(shards)
+    if sum(lengths) != len(env):
+        raise StitchError(f"{shards_name(shards)}: {sum(lengths)} frames but {info_json} has {len(env)}; rerun frames")
+    directions = Pack.open(pack_dir).directions
+    n_faces, _, num_ws, w_dim = np.load(shards[0], mmap_mode="r").shape
+
+    def edited():  # face by face, shard by shard: the file's order, one shard in memory
+        for f in range(n_faces):
+            for path, start in zip(shards, np.cumsum([0, *lengths[:-1]])):
+                pivots = Latents.load(path).latents[f : f + 1]
+                weights = None if time_range is None else env[start : start + pivots.shape[1]]
+                yield apply_edit(pivots, directions, factors, weights)
+
+    Latents.save_chunks(out_npy, (n_faces, len(env), num_ws, w_dim), edited())
     if envelope_json is not None:
         write_json(envelope_json, {"edit": name, "factors": dict(factors), "calibrated": calibration_json is not None,
                                    "range": time_range,

@@ -21,18 +21,21 @@ def load_keyframes(video, quads_npz, masks_npz, pivots_npy, n: int) -> dict[str,
     """{keys, frames (K, H, W, 3), quads (K, 4, 2), alphas (K, R, R) uint8, pivots (K, L, C)} of ``n`` keyframes of
     track 0 (frames with a quad, a mask and a pivot)."""
     from stitch.preview import pick_keyframes, read_keyframes
-    from stitch.stagefiles import Latents, Masks, Quads
+    from stitch.stagefiles import Latents, Masks, Quads, frames_from_shards, is_shards, read_npz, shard_lengths
 
-    q, m = Quads.load(quads_npz), Masks.load(masks_npz, ("full_mask",))
-    pivots = Latents.load(pivots_npy).latents
-    if not (q.valid.shape == m.valid.shape == pivots.shape[:2]):
+    q = Quads.load(quads_npz)
+    masks = list(masks_npz) if is_shards(masks_npz) else [masks_npz]
+    mask_valid = np.concatenate([read_npz(p, ["valid"])["valid"] for p in masks], axis=1)
+    if not (q.valid.shape == mask_valid.shape) or sum(shard_lengths(pivots_npy)) != q.valid.shape[1]:
         raise StitchError(f"{quads_npz}, {masks_npz}, {pivots_npy}: face / frame counts differ; rerun align onwards")
-    keys = pick_keyframes(q.valid[0] & m.valid[0], n)
+    keys = pick_keyframes(q.valid[0] & mask_valid[0], n)
     if len(keys) == 0:
         raise StitchError(f"{quads_npz}: the main face track has no aligned frame, so an edit target cannot be "
                           "calibrated; give the edit a raw factor (e.g. age: 8) instead")
-    return {"keys": keys, "frames": read_keyframes(video, keys), "quads": q.quads[0, keys],
-            "alphas": m["full_mask"][0, keys], "pivots": pivots[0, keys]}
+    alphas = frames_from_shards(masks, keys, lambda p: Masks.load(p, ("full_mask",))["full_mask"][0])
+    pivots = frames_from_shards(pivots_npy, keys, lambda p: Latents.read(p, "r")[0])
+    return {"keys": keys, "frames": read_keyframes(video, keys), "quads": q.quads[0, keys], "alphas": alphas,
+            "pivots": pivots}
 
 
 class KeyframeEdits:

@@ -234,16 +234,17 @@ def rotate_detection(d: Detection, k: int, shape) -> Detection:
     return Detection(tuple(int(round(v)) for v in (*lo, *hi)), d.score, pts[:-2])
 
 
-def run(video, out_npz, upsample: int = 0, max_gap: int = 8, min_track_frac: float = 0.3,
+def run(video, detect_npz, out_npz, upsample: int = 0, max_gap: int = 8, min_track_frac: float = 0.3,
         detect_long_side: int = 0) -> list[Track]:
-    """Stage ``landmarks``: detect + landmark every frame, link faces into tracks, write ``tracks.npz``."""
+    """Stage ``landmarks``: link the faces the ``detect`` shards found (``detect_npz``: their files in frame
+    order) into tracks over the whole video, write ``tracks.npz``."""
     import logging
 
+    from stitch.detect import from_files
     from stitch.video import display_rotation, iter_frames
 
     log = logging.getLogger(__name__)
-    landmarker = FaceLandmarker(upsample, detect_long_side)
-    dets = detect_video(iter_frames(video), landmarker)
+    dets = from_files(detect_npz if isinstance(detect_npz, (list, tuple)) else [detect_npz])
     tracks = track_faces(dets, max_gap=max_gap, min_track_frac=min_track_frac)
     n = len(dets)
     stored = display_rotation(video) if not tracks else 0
@@ -251,6 +252,7 @@ def run(video, out_npz, upsample: int = 0, max_gap: int = 8, min_track_frac: flo
         log.info("%s: no face upright as shown (rotation tag %d degrees); detecting in the stored orientation",
                  video, stored)
         k = stored // 90
+        landmarker = FaceLandmarker(upsample, detect_long_side)
         dets = [[rotate_detection(d, k, f.shape) for d in landmarker.detect(np.ascontiguousarray(np.rot90(f, -k)))]
                 for f in iter_frames(video)]
         tracks = track_faces(dets, max_gap=max_gap, min_track_frac=min_track_frac)

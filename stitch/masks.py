@@ -154,8 +154,10 @@ def track_landmark_masks(landmarks: np.ndarray, quads: np.ndarray, valid: np.nda
     return out
 
 
-def run(crops_npz, tracks_npz, out_npz, method: str = "auto", pack=None, device="cpu") -> str:
-    """Stage ``masks``: mask/full_mask/border_mask/content_mask (F, T, R, R) uint8 (0..255) per face track.
+def run(crops_npz, tracks_npz, out_npz, method: str = "auto", pack=None, device="cpu", shard: int = 0,
+        shard_frames: int | None = None) -> str:
+    """Stage ``masks``, one shard (``crops_npz``: that shard's crops): mask/full_mask/border_mask/content_mask
+    (F, T, R, R) uint8 (0..255) per face track.
 
     ``method``: 'bisenet' (pack must ship it), 'landmarks' (fallback) or 'auto' (BiSeNet when available).
     Returns the method used (also stored as ``method`` in the npz).
@@ -163,9 +165,14 @@ def run(crops_npz, tracks_npz, out_npz, method: str = "auto", pack=None, device=
     from stitch.packs import Pack
     from stitch.stagefiles import MASK_KINDS, Crops, Masks, Tracks
 
+    from stitch.shards import shard_range
+
     data, tr = Crops.load(crops_npz), Tracks.load(tracks_npz)
     crops, valid, quads, ids = data.crops, data.valid, data.quads, data.track_ids
     n_faces, n_t, res = crops.shape[0], crops.shape[1], crops.shape[2]
+    start, stop = shard_range(shard, tr.num_frames, shard_frames)
+    if stop - start != n_t:
+        raise StitchError(f"{crops_npz}: {n_t} frames, shard {shard} of {tracks_npz} has {stop - start}; rerun crop")
     model = None
     if method not in ("auto", "bisenet", "landmarks"):
         raise StitchError(f"masks.method must be auto, bisenet or landmarks, not {method!r}")
@@ -192,7 +199,7 @@ def run(crops_npz, tracks_npz, out_npz, method: str = "auto", pack=None, device=
             fg = np.zeros((n_t, res, res), np.float32)
             fg[v] = bisenet_foreground(model, crops[f][v])
         else:
-            fg = track_landmark_masks(tr.landmarks[int(ids[f])], quads[f], v, res)
+            fg = track_landmark_masks(tr.landmarks[int(ids[f])][start:stop], quads[f], v, res)
         for t in np.flatnonzero(v):
             for k, m in stitching_masks(fg[t], res).items():
                 out[k][f, t] = np.rint(m * 255).astype(np.uint8)

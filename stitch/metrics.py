@@ -30,16 +30,18 @@ unedited (no valid face quad; column ``edited`` = False) are measured like the o
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import time
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
 
 from stitch.atomic import atomic_path, save_npz, write_json
 from stitch.errors import StitchError
-from stitch.stagefiles import Crops, FaceCrops, Quads
+from stitch.stagefiles import Crops, FaceCrops, Quads, is_shards, shards_name
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +192,23 @@ def crop_quality(crops: np.ndarray, recon: np.ndarray, valid: np.ndarray, lpips_
     return out
 
 
+def shards_quality(crops_npz, recon_npz, lpips_net=None) -> dict[str, np.ndarray]:
+    """:func:`crop_quality` of the aligned crops against a method's reconstruction, shard by shard (lists of shard
+    files in frame order, or one file each): per-frame values joined, one shard's crops in memory."""
+    crops_npz = list(crops_npz) if is_shards(crops_npz) else [crops_npz]
+    recon_npz = list(recon_npz) if is_shards(recon_npz) else [recon_npz]
+    if len(crops_npz) != len(recon_npz):
+        raise StitchError(f"{shards_name(recon_npz)}: {len(recon_npz)} shards, the crops have {len(crops_npz)}")
+    parts = []
+    for crops_path, recon_path in zip(crops_npz, recon_npz):
+        crops, recon = Crops.load(crops_path), FaceCrops.load(recon_path)
+        if not np.array_equal(crops.valid, recon.valid):
+            raise StitchError(f"{recon_path}: valid faces differ from {crops_path}")
+        parts.append(crop_quality(crops.crops, recon.crops, crops.valid, lpips_net))
+    keys = [k for k in ("psnr", "ssim", "lpips") if any(k in p for p in parts)]  # lpips: only where a face is valid
+    return {k: np.concatenate([p.get(k, np.full(len(p["psnr"]), np.nan)) for p in parts]) for k in keys}
+
+
 def lpips_distances(net, a: np.ndarray, b: np.ndarray, batch: int = 64) -> np.ndarray:
     """LPIPS of (N, R, R, 3) uint8 image pairs (upsampled to ≥ 64 px so AlexNet's strides fit)."""
     import torch
@@ -219,19 +238,30 @@ def _summary_value(v):
     return v
 
 
-def describe_frames(frames: np.ndarray, probe, arcface=None, progress: bool = False) -> dict[str, np.ndarray]:
+def describe_frames(frames: Iterable[np.ndarray], probe, arcface=None, progress: bool = False,
+                    chunk: int = 32) -> dict[str, np.ndarray]:
     """Per-frame identity descriptors + attributes: ``desc`` (T, 128) raw dlib (NaN rows = no face), ``found``,
-    ``landmarks`` (T, 68, 2), ``age``, ``p_male``, ``smile`` (NaN where no face), ``arcface`` when given."""
+    ``landmarks`` (T, 68, 2), ``age``, ``p_male``, ``smile`` (NaN where no face), ``arcface`` when given.
+    ``frames`` (an array or an iterator of decoded frames) is described ``chunk`` frames at a time, so a video is
+    never held whole in memory."""
     from stitch.probes import attributes, frame_descriptors
+    from stitch.progress import tqdm
 
-    desc, found, lm = frame_descriptors(frames, progress=progress)
-    found = np.asarray(found, bool)
-    out = {"desc": np.asarray(desc, np.float64), "found": found, "landmarks": np.asarray(lm, np.float64),
-           **attributes(probe, desc, found, lm)}
-    if arcface is not None:
-        out["arcface"] = arcface.embed_many(frames, landmarks=np.where(found[:, None, None], lm, np.nan),
-                                            progress=progress)
-    return out
+    parts = []
+    frames = iter(tqdm(frames, desc="describe", unit="frame", disable=not progress, mininterval=10))
+    while block := list(itertools.islice(frames, chunk)):
+        desc, found, lm = frame_descriptors(np.stack(block))
+        found = np.asarray(found, bool)
+        part = {"desc": np.asarray(desc, np.float64), "found": found, "landmarks": np.asarray(lm, np.float64)}
+        if arcface is not None:
+            part["arcface"] = arcface.embed_many(block, landmarks=np.where(found[:, None, None], lm, np.nan),
+                                                 progress=False)
+        parts.append(part)
+    if not parts:
+        raise StitchError("describe_frames: no frames")
+    out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    arc = {"arcface": out.pop("arcface")} if "arcface" in out else {}
+    return {**out, **attributes(probe, out["desc"], out["found"], out["landmarks"]), **arc}
 
 
 def _arcface(pack_dir, device="cpu"):
@@ -252,14 +282,13 @@ def run_source(video, pack_dir, probe_path, out_npz, device="cpu") -> None:
     ``probe_path``: the attribute probe's weights, its ``.json`` beside them (the rules pass the shipped
     ``resources/probes/attributes.safetensors`` as an input)."""
     from stitch.probes import AttributeProbe
-    from stitch.video import read_frames
+    from stitch.video import iter_frames
 
     t0 = time.time()
-    frames = read_frames(video)
-    d = describe_frames(frames, AttributeProbe.load(probe_path), _arcface(pack_dir, device))
+    d = describe_frames(iter_frames(video), AttributeProbe.load(probe_path), _arcface(pack_dir, device), True)
     save_npz(out_npz, **d)
-    log.info("source: %d frames, face found on %d, %.2f s/frame", len(frames), int(d["found"].sum()),
-             (time.time() - t0) / len(frames))
+    n = len(d["found"])
+    log.info("source: %d frames, face found on %d, %.2f s/frame", n, int(d["found"].sum()), (time.time() - t0) / n)
 
 
 def per_frame_table(src: dict, edit: dict, edited: np.ndarray, quality: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -320,16 +349,14 @@ def run(source_npz, edited_video, crops_npz, recon_npz, quads_npz, pack_dir, pro
     adds the target vs reached columns (:func:`stitch.targets.report_columns`)."""
     from stitch.packs import Pack
     from stitch.probes import AttributeProbe
-    from stitch.video import read_frames
+    from stitch.video import iter_frames
 
     t0 = time.time()
     src = dict(np.load(source_npz))
-    frames = read_frames(edited_video)
-    if len(frames) != len(src["found"]):
-        raise StitchError(f"{edited_video}: {len(frames)} frames, the source has {len(src['found'])}")
     arcface = _arcface(pack_dir, device) if "arcface" in src else None
-    edit = describe_frames(frames, AttributeProbe.load(probe_path), arcface)
-    del frames
+    edit = describe_frames(iter_frames(edited_video), AttributeProbe.load(probe_path), arcface, True)
+    if len(edit["found"]) != len(src["found"]):
+        raise StitchError(f"{edited_video}: {len(edit['found'])} frames, the source has {len(src['found'])}")
     notes = []
     pack = Pack.open(pack_dir)
     lpips_net = pack.lpips(device)
@@ -337,11 +364,7 @@ def run(source_npz, edited_video, crops_npz, recon_npz, quads_npz, pack_dir, pro
         notes.append(f"no LPIPS: pack {pack.name} ships no LPIPS weights (column recon_lpips omitted)")
     if arcface is None:
         notes.append(f"no ArcFace: pack {pack.name} ships no ArcFace weights (identity = dlib descriptors only)")
-    crops, recon = Crops.load(crops_npz), FaceCrops.load(recon_npz)
-    valid = crops.valid
-    if not np.array_equal(valid, recon.valid):
-        raise StitchError(f"{recon_npz}: valid faces differ from {crops_npz}")
-    quality = crop_quality(crops.crops, recon.crops, valid, lpips_net)
+    quality = shards_quality(crops_npz, recon_npz, lpips_net)
     edited = Quads.load(quads_npz).valid.any(axis=0)
     df = per_frame_table(src, edit, edited, quality)
     if seam is not None:

@@ -11,7 +11,6 @@ detail and an edit that changes nothing leaves the frame exactly as it was.
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 
 import cv2
@@ -170,18 +169,24 @@ def paste_video(frames, crops, quads, alphas, valid, feather_px: int = 0, bases=
         yield out
 
 
-def load_inputs(crops_npz, quads_npz, masks_npz, mode: str = "generator", recon_npz=None) -> dict:
-    """What :func:`paste_video` needs from the stage files: crops, quads, alphas, valid and (mode ``detail``) the
-    reconstruction crops as ``bases``. A bad mode or a missing/mismatched reconstruction is one-line StitchError."""
+def load_inputs(crops_npz, quads_npz, masks_npz, mode: str = "generator", recon_npz=None, shard: int = 0,
+                shard_frames: int | None = None) -> dict:
+    """What :func:`paste_video` needs for one shard: crops, quads, alphas, valid and (mode ``detail``) the
+    reconstruction crops as ``bases`` (``crops_npz``, ``masks_npz``, ``recon_npz``: the shard's files, or the
+    whole video's without ``shard_frames``; ``quads_npz``: the whole video's). A bad mode or a missing/mismatched
+    reconstruction is one-line StitchError."""
     from stitch.errors import StitchError
+    from stitch.shards import shard_of
     from stitch.stagefiles import FaceCrops, Masks, Quads
 
     if mode not in PASTE_MODES:
         raise StitchError(f"paste.mode = {mode!r} is not one of {', '.join(PASTE_MODES)}; fix config.yaml or the "
                           "samples.tsv column paste_mode")
     data, q, m = FaceCrops.load(crops_npz), Quads.load(quads_npz), Masks.load(masks_npz, ("full_mask",))
-    out = {"crops": data.crops, "quads": q.quads, "alphas": m["full_mask"], "valid": data.valid & q.valid,
-           "bases": None}
+    n = data.valid.shape[1]
+    quads = shard_of(q.quads, shard, shard_frames, n, quads_npz)
+    out = {"crops": data.crops, "quads": quads, "alphas": m["full_mask"],
+           "valid": data.valid & shard_of(q.valid, shard, shard_frames, n, quads_npz), "bases": None}
     if mode == "detail":
         if recon_npz is None:
             raise StitchError(f"{crops_npz}: paste.mode detail needs the method's reconstruction crops (recon input)")
@@ -192,23 +197,22 @@ def load_inputs(crops_npz, quads_npz, masks_npz, mode: str = "generator", recon_
     return out
 
 
-def shard_frames_pasted(video, d: dict, start: int, stop: int, times: dict, radius: int, active=None):
-    """The pasted frames ``start .. stop`` of ``video`` (``d``: :func:`load_inputs`; ``times``:
-    :func:`stitch.segments.frame_times`, to seek to ``start``)."""
-    from stitch.video import iter_frames
+def pasted_frames(video, info: dict, d: dict, start: int, radius: int, active=None):
+    """The pasted frames ``start ..`` of ``video`` (``info``: its ``frames/info.json``; ``d``: :func:`load_inputs`
+    of the shard that starts at ``start``; ``active``: the shard's part of the edit's envelope)."""
+    from stitch.segments import source_frames
 
-    source = itertools.islice(iter_frames(video, start, times), stop - start)
-    sl = slice(start, stop)
-    return paste_video(source, d["crops"][:, sl], d["quads"][:, sl], d["alphas"][:, sl], d["valid"][:, sl], radius,
-                       None if d["bases"] is None else d["bases"][:, sl], None if active is None else active[sl])
+    source = source_frames(video, info, start, start + d["valid"].shape[1])
+    return paste_video(source, d["crops"], d["quads"], d["alphas"], d["valid"], radius, d["bases"], active)
 
 
 def run(video, crops_npz, quads_npz, masks_npz, info_json, shard: int, shard_frames: int, out_segment,
         feather: bool = True, mode: str = "generator", recon_npz=None, envelope_json=None, recon_video=None,
         out_side_by_side=None, label: str = "edit") -> None:
     """Stage ``paste``, one shard: frames ``shard * shard_frames ..`` of ``video`` with the edited crops pasted
-    back, written as an H.264 segment at the final codec settings (``stitch.segments``; no raw frames on disk),
-    and with ``recon_video`` the side-by-side segment original | reconstruction | ``label``.
+    back (``crops_npz``, ``masks_npz``, ``recon_npz``: the shard's files), written as an H.264 segment at the final
+    codec settings (``stitch.segments``; no raw frames on disk), and with ``recon_video`` the side-by-side segment
+    original | reconstruction | ``label``.
 
     ``mode`` ``generator`` pastes the method's face crops (STIT); ``detail`` pastes the edit's change (crops minus
     the method's reconstruction ``recon_npz``) onto the source frame (:func:`paste_face`). ``envelope_json``: the
@@ -220,32 +224,32 @@ def run(video, crops_npz, quads_npz, masks_npz, info_json, shard: int, shard_fra
     from stitch.encode import side_by_side, writer_frame
     from stitch.errors import StitchError
     from stitch.progress import tqdm
-    from stitch.segments import frame_times, segment_writer, shard_range, write_segment
+    from stitch.segments import segment_writer, source_frames, write_segment
+    from stitch.shards import shard_of, shard_range
     from stitch.video import iter_frames
 
     info = json.loads(Path(info_json).read_text())
-    d = load_inputs(crops_npz, quads_npz, masks_npz, mode, recon_npz)
-    n_t = d["valid"].shape[1]
-    if n_t != info["num_frames"]:
-        raise StitchError(f"{crops_npz}: {n_t} frames, {info_json} has {info['num_frames']}; rerun the face stages")
-    active = None if envelope_json is None else load_active(envelope_json)
-    if active is not None and len(active) != n_t:
-        raise StitchError(f"{envelope_json}: {len(active)} frames, {crops_npz} has {n_t}; rerun the edit")
+    d = load_inputs(crops_npz, quads_npz, masks_npz, mode, recon_npz, shard, shard_frames)
+    n_t = info["num_frames"]
     start, stop = shard_range(shard, n_t, shard_frames)
+    if d["valid"].shape[1] != stop - start:
+        raise StitchError(f"{crops_npz}: {d['valid'].shape[1]} frames, shard {shard} of {info_json} has "
+                          f"{stop - start}; rerun the face stages")
+    active = None if envelope_json is None else shard_of(load_active(envelope_json)[None], shard, shard_frames,
+                                                         stop - start, envelope_json)[0]
     res = d["crops"].shape[-2]
     radius = feather_radius(res) if feather else 0
-    times = frame_times(info)
-    pasted = shard_frames_pasted(video, d, start, stop, times, radius, active)
     with segment_writer(out_segment, info, start, stop - start) as out:
-        for frame in tqdm(pasted, total=stop - start, desc="paste"):
+        for frame in tqdm(pasted_frames(video, info, d, start, radius, active), total=stop - start, desc="paste"):
             out.write(writer_frame(frame, info))
         if out.n != stop - start:
             raise StitchError(f"{video}: decoded {out.n} frames from frame {start}, the shard has {stop - start}")
     if out_side_by_side is not None:
         # after the segment, not beside it: two H.264 encoders side by side in one process do not always give the
         # same bytes for the same frames; the edit panel is the segment as written (as the reconstruction's is)
-        panels = zip(iter_frames(video, start, times), iter_frames(recon_video, start, times), iter_frames(out_segment))
+        panels = zip(source_frames(video, info, start, stop), source_frames(recon_video, info, start, stop),
+                     iter_frames(out_segment))
         write_segment(out_side_by_side, (side_by_side(list(p), ["original", "reconstruction", label])
-                                         for p in itertools.islice(panels, stop - start)), info, start, stop - start)
+                                         for p in panels), info, start, stop - start)
     logging.getLogger(__name__).info("pasted %d face track(s) into frames %d-%d of %d (mode %s, feather radius %d px "
                                      "at %d)", d["valid"].shape[0], start, stop - 1, n_t, mode, radius, res)

@@ -29,7 +29,8 @@ from stitch.configs import PTIConfig
 from stitch.edit import TYPICAL_FACTOR
 from stitch.keyframes import lagging_frames, select_keyframes
 from stitch.models.stylegan2 import Generator
-from stitch.tensors import crops_to_tensor, render
+from stitch.pti_frames import ArrayFrames, TrackFrames, epoch_order
+from stitch.tensors import render
 from stitch.work import sum_work, work
 
 log = logging.getLogger(__name__)
@@ -68,17 +69,20 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def pti_tune(
     G: Generator,
-    pivots: np.ndarray,
-    crops: np.ndarray,
+    pivots: np.ndarray | None,
+    crops: np.ndarray | None,
     cfg: PTIConfig,
     perceptual: Perceptual | None = None,
     device: str | torch.device = "cpu",
     progress: bool = True,
     space: EditSpace | None = None,
     features: np.ndarray | None = None,
+    frames: TrackFrames | None = None,
 ) -> tuple[Generator, dict]:
     """Return a tuned copy of ``G`` (``G`` itself is untouched) and PSNR before/after of every frame.
 
+    The frames are ``pivots`` (N, ws, w_dim) and ``crops`` (N, R, R, 3) uint8 in memory, or ``frames`` read shard by
+    shard from disk (:class:`stitch.pti_frames.TrackFrames`; pivots and crops None).
     ``space``: directions for the edit-preserving regulariser (used when ``cfg.edit_reg_weight`` > 0).
     ``features``: (N, D) per-frame pose/expression features for keyframe selection (``cfg.keyframes`` > 0;
     :func:`stitch.keyframes.landmark_features`); without them the pivots are the features.
@@ -86,39 +90,51 @@ def pti_tune(
     regularise = cfg.edit_reg_weight > 0
     if regularise and not space:
         raise ValueError("PTI edit_reg_weight > 0 needs edit directions with a typical factor (age, gender, smile)")
-    assert pivots.ndim == 3 and pivots.shape[1:] == (G.num_ws, G.w_dim), pivots.shape
-    assert crops.shape[0] == pivots.shape[0] and crops.shape[1] == G.img_resolution, (crops.shape, pivots.shape)
+    if frames is None:
+        assert pivots.ndim == 3 and pivots.shape[1:] == (G.num_ws, G.w_dim), pivots.shape
+        assert crops.shape[0] == pivots.shape[0] and crops.shape[1] == G.img_resolution, (crops.shape, pivots.shape)
+        frames = ArrayFrames(pivots, crops)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    targets = crops_to_tensor(crops)
-    ws = torch.as_tensor(pivots, dtype=torch.float32)
-    n = len(ws)
-    features = pivots.reshape(n, -1) if features is None else np.asarray(features)
+    n = len(frames)
+    features = frames.pivots().reshape(n, -1) if features is None else np.asarray(features)
     assert len(features) == n, (features.shape, n)
-    before = psnr(render(G, ws, device=device), targets)
-    tuner = _Tuner(G, ws, targets, cfg, perceptual, device, space if regularise else None, rng)
+    before = frames_psnr(G, frames, device)
+    tuner = _Tuner(G, frames, cfg, perceptual, device, space if regularise else None, rng)
     keys = select_keyframes(features, cfg.keyframes)
+    if len(keys) < n:  # a keyframe set (bounded by the schedule) stays in memory; all frames stream
+        frames.hold(keys)
     added = np.zeros(0, np.int64)
     bar = tqdm(total=cfg.epochs * len(keys), desc="pti", disable=not progress)
     loss = float("nan")
     for epoch in range(cfg.epochs):
         if cfg.refine_frames > 0 and len(keys) < n and epoch == cfg.epochs // 2:
-            added = lagging_frames(psnr(tuner.render_all(), targets).numpy(), keys, features, cfg.refine_frames,
-                                   cfg.refine_margin_db)
+            added = lagging_frames(tuner.psnr_all().numpy(), keys, features, cfg.refine_frames, cfg.refine_margin_db)
             keys = np.union1d(keys, added)
+            frames.hold(added)
             bar.total += (cfg.epochs - epoch) * len(added)
         tuner.set_lr(cfg.lr * _lr_factor(cfg.lr_schedule, epoch, cfg.epochs))
-        order = keys[rng.permutation(len(keys))]
+        order = epoch_order(frames, keys, rng)
         for i in range(0, len(order), cfg.batch):
             loss = tuner.step(order[i : i + cfg.batch])
             bar.update(len(order[i : i + cfg.batch]))
         bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.4f}")
     bar.close()
     Gt = tuner.Gt.eval().requires_grad_(False)
-    stats = _stats(cfg, tuner, keys, added, before, psnr(render(Gt, ws, device=device), targets), perceptual)
-    log.info("PTI: %d frames (%d keyframes, %d added), %d steps, PSNR %.2f -> %.2f dB (min %.2f)", n, len(keys),
-             len(added), tuner.steps, stats["psnr_before"] or 0, stats["psnr_after"] or 0, stats["psnr_after_min"] or 0)
+    stats = _stats(cfg, tuner, keys, added, before, frames_psnr(Gt, frames, device), perceptual)
+    log.info("PTI: %d frames (%d keyframes, %d added), %d steps, PSNR %.2f -> %.2f dB (min %.2f); %d shard reads",
+             n, len(keys), len(added), tuner.steps, stats["psnr_before"] or 0, stats["psnr_after"] or 0,
+             stats["psnr_after_min"] or 0, frames.loads)
     return Gt.cpu(), stats
+
+
+def frames_psnr(G: Generator, frames: TrackFrames, device="cpu") -> torch.Tensor:
+    """(N,) PSNR of ``G`` rendered at every frame's pivot against its crop, a chunk at a time."""
+    out = []
+    for idx in frames.chunks():
+        ws, targets = frames.batch(idx)
+        out.append(psnr(render(G, ws, device=device), targets))
+    return torch.cat(out) if out else torch.zeros(0)
 
 
 def _stats(cfg: PTIConfig, tuner, keys, added, before: torch.Tensor, after: torch.Tensor, perceptual) -> dict:
@@ -144,10 +160,11 @@ def _lr_factor(schedule: str, epoch: int, epochs: int) -> float:
 class _Tuner:
     """The generator being tuned, its optimiser, and the count of generator passes (stitch.work): a step is one
     image through the tuned generator with backward (pivot, and edited pivot when regularising); forwards are the
-    untuned generator's reference images and the mid-way check's renders."""
+    untuned generator's reference images and the mid-way check's renders. The reference images are kept for the
+    frames held in memory (all of them when the video fits); a frame streamed from disk has its rendered again."""
 
-    def __init__(self, G, ws, targets, cfg: PTIConfig, perceptual, device, space, rng):
-        self.ws, self.targets, self.cfg, self.perceptual, self.device = ws, targets, cfg, perceptual, device
+    def __init__(self, G, frames: TrackFrames, cfg: PTIConfig, perceptual, device, space, rng):
+        self.frames, self.cfg, self.perceptual, self.device = frames, cfg, perceptual, device
         self.space, self.rng = space, rng
         self.G0 = copy.deepcopy(G).to(device).eval().requires_grad_(False) if space else None
         self.y0: dict[int, torch.Tensor] = {}  # the untuned generator's image of each tuned pivot (regulariser)
@@ -161,23 +178,33 @@ class _Tuner:
         for group in self.opt.param_groups:
             group["lr"] = lr
 
-    def reference(self, idx: np.ndarray) -> torch.Tensor:
-        for i in idx:
-            if int(i) not in self.y0:
+    def reference(self, idx: np.ndarray, w: torch.Tensor) -> torch.Tensor:
+        out = []
+        for j, i in enumerate(int(i) for i in idx):
+            y0 = self.y0.get(i)
+            if y0 is None:
                 with torch.no_grad():
-                    self.y0[int(i)] = self.G0.synthesis(self.ws[i : i + 1].to(self.device), noise_mode="const")
+                    y0 = self.G0.synthesis(w[j : j + 1], noise_mode="const")
                 self.forwards += 1
-        return torch.cat([self.y0[int(i)] for i in idx])
+                if self.frames.fits or i in self.frames._held:
+                    self.y0[i] = y0
+            out.append(y0)
+        return torch.cat(out)
+
+    def psnr_all(self) -> torch.Tensor:
+        self.forwards += len(self.frames)
+        with torch.no_grad():
+            return frames_psnr(self.Gt, self.frames, self.device)
 
     def step(self, idx: np.ndarray) -> float:
-        w, x = self.ws[idx].to(self.device), self.targets[idx].to(self.device)
+        w, x = (t.to(self.device) for t in self.frames.batch(idx))
         y = self.Gt.synthesis(w, noise_mode="const")
         loss = self.cfg.mse_weight * (y - x).square().mean()
         if self.perceptual is not None and self.cfg.lpips_weight:
             loss = loss + self.cfg.lpips_weight * self.perceptual(y, x).mean()
         self.steps += len(idx)
         if self.space is not None and self.updates % self.cfg.edit_reg_every == 0:
-            y0 = self.reference(idx)
+            y0 = self.reference(idx, w)
             reg = edit_response_loss(self.Gt, self.G0, w, y, y0, self.space, self.rng)
             loss = loss + self.cfg.edit_reg_weight * self.cfg.edit_reg_every * reg
             self.steps += len(idx)
@@ -188,32 +215,27 @@ class _Tuner:
         self.updates += 1
         return float(loss.detach())
 
-    def render_all(self) -> torch.Tensor:
-        self.forwards += len(self.ws)
-        with torch.no_grad():
-            return render(self.Gt, self.ws, device=self.device)
-
 
 def run(crops_npz, pivots_npy, tracks_npz, pack_dir, settings: dict, out_generators, out_stats, device="cpu") -> dict:
-    """Stage ``pti``: one tuned generator per face track (bundle ``face<k>``) + PSNR stats JSON. The tracks'
-    landmarks choose the keyframes when ``keyframes`` > 0."""
+    """Stage ``pti``: one tuned generator per face track (bundle ``face<k>``) + PSNR stats JSON. ``crops_npz`` /
+    ``pivots_npy``: the shard files (or one file each), read a block of frames at a time
+    (:class:`stitch.pti_frames.TrackFrames`). The tracks' landmarks choose the keyframes when ``keyframes`` > 0."""
     from stitch.atomic import write_json
     from stitch.keyframes import landmark_features
     from stitch.models.native import save_bundle
     from stitch.packs import Pack
-    from stitch.stagefiles import Crops, Latents, Tracks
+    from stitch.stagefiles import Tracks, read_npz
 
-    data = Crops.load(crops_npz)
-    crops, valid = data.crops, data.valid
-    pivots = Latents.load(pivots_npy).latents
+    first = read_npz(crops_npz[0] if isinstance(crops_npz, (list, tuple)) else crops_npz, ["valid", "track_ids"])
     landmarks = Tracks.load(tracks_npz).landmarks
     pack = Pack.open(pack_dir)
     G, cfg, perceptual, space = prepare(pack, settings, device)
     tuned, stats = {}, {"settings": settings, "faces": {}}
-    for f in range(valid.shape[0]):
-        features = landmark_features(landmarks[data.track_ids[f]][valid[f]])
-        Gt, st = pti_tune(G, pivots[f][valid[f]], crops[f][valid[f]], cfg, perceptual=perceptual, device=device,
-                          space=space, features=features)
+    for f in range(first["valid"].shape[0]):
+        frames = TrackFrames(crops_npz, pivots_npy, f)
+        features = landmark_features(landmarks[first["track_ids"][f]][frames.frame_index])
+        Gt, st = pti_tune(G, None, None, cfg, perceptual=perceptual, device=device, space=space, features=features,
+                          frames=frames)
         tuned[f"face{f}"] = Gt
         stats["faces"][f"face{f}"] = st
     stats["work"] = sum_work(st["work"] for st in stats["faces"].values())

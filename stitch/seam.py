@@ -74,22 +74,26 @@ def frame_measures(out: np.ndarray, src: np.ndarray, alpha: np.ndarray, outside_
 
 
 def video_alphas(masks_npz, quads_npz, feather: bool, shape) -> Iterator[np.ndarray]:
-    """Yield per frame the paste's opacity (H, W) float32 (max over the face tracks; 0 where no face is pasted)."""
+    """Yield per frame the paste's opacity (H, W) float32 (max over the face tracks; 0 where no face is pasted);
+    ``masks_npz``: the masks' shard files (or one file)."""
     from stitch.paste import feather as feather_alpha
     from stitch.paste import feather_radius, frame_alpha
-    from stitch.stagefiles import Masks, Quads
+    from stitch.stagefiles import Masks, Quads, is_shards
 
-    m, q = Masks.load(masks_npz, ("full_mask",)), Quads.load(quads_npz)
-    full, quads, valid = m["full_mask"], q.quads, q.valid
-    radius = feather_radius(full.shape[-1]) if feather else 0
-    for t in range(valid.shape[1]):
-        a = np.zeros(shape[:2], np.float32)
-        for f in np.flatnonzero(valid[:, t]):
-            crop_alpha = full[f, t].astype(np.float32) / 255.0 if full.dtype == np.uint8 else full[f, t]
-            if radius > 0:
-                crop_alpha = feather_alpha(crop_alpha, radius)
-            a = np.maximum(a, frame_alpha(shape, crop_alpha, quads[f, t]))
-        yield a
+    q = Quads.load(quads_npz)
+    t = 0
+    for path in masks_npz if is_shards(masks_npz) else [masks_npz]:  # a shard's masks at a time
+        full = Masks.load(path, ("full_mask",))["full_mask"]
+        radius = feather_radius(full.shape[-1]) if feather else 0
+        for local in range(full.shape[1]):
+            a = np.zeros(shape[:2], np.float32)
+            for f in np.flatnonzero(q.valid[:, t]):
+                crop_alpha = full[f, local].astype(np.float32) / 255.0
+                if radius > 0:
+                    crop_alpha = feather_alpha(crop_alpha, radius)
+                a = np.maximum(a, frame_alpha(shape, crop_alpha, q.quads[f, t]))
+            yield a
+            t += 1
 
 
 def seam_table(source_video, edited_video, masks_npz, quads_npz, feather: bool = True) -> pd.DataFrame:

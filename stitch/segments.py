@@ -8,8 +8,9 @@ re-encoding (:func:`concat`) with the source audio muxed back: no raw frame arra
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -19,27 +20,16 @@ import numpy as np
 from stitch.atomic import atomic_path
 from stitch.errors import StitchError
 from stitch.frames import timing
-from stitch.video import VideoWriter, add_audio_stream, encode_audio
+from stitch.shards import shard_range
+from stitch.video import VideoWriter, add_audio_stream, encode_audio, iter_frames
 
 log = logging.getLogger(__name__)
 
 
-def num_shards(num_frames: int, shard_frames: int) -> int:
-    """How many shards ``num_frames`` frames make (at least one)."""
-    return max(1, -(-int(num_frames) // int(shard_frames)))
-
-
-def shard_range(shard: int, num_frames: int, shard_frames: int) -> tuple[int, int]:
-    """Frames ``[start, stop)`` of shard ``shard``."""
-    start = shard * shard_frames
-    if not 0 <= start < max(num_frames, 1):
-        raise ValueError(f"shard {shard} is outside a video of {num_frames} frames in shards of {shard_frames}")
-    return start, min(start + shard_frames, num_frames)
-
-
-def shard_name(shard: int) -> str:
-    """The ``{shard}`` wildcard value of shard ``shard`` (zero-padded so that names sort in frame order)."""
-    return f"{shard:04d}"
+def source_frames(video, info: dict, start: int, stop: int) -> Iterator[np.ndarray]:
+    """The decoded frames ``start .. stop`` of ``video`` (``info``: its ``frames/info.json``; seeks to ``start``,
+    :func:`stitch.video.iter_frames`)."""
+    return itertools.islice(iter_frames(video, start, frame_times(info)), stop - start)
 
 
 def frame_times(info: dict) -> dict:

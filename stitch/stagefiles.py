@@ -8,18 +8,26 @@ in every array of the file, so e.g. ``valid`` and ``crops`` agree on (face, fram
 as the stages always wrote; ``load`` checks them at the boundary and raises a one-line
 :class:`~stitch.errors.StitchError` naming the file on a missing key or a wrong dtype/shape.
 
+**Shards** (issue #12): the per-frame stages write one file per shard of ``shard_frames`` frames
+(``crop/{shard}.npz`` holds the crops of that shard's frames only; ``stitch.segments.shard_range``). ``load`` of a
+*list* of shard files (a rule's input given as a list) gathers them: arrays with a ``frame`` axis are joined along
+it in list order, the others must agree between the shards. Per-frame jobs load their shard's file alone.
+Crops and masks are stored compressed (``COMPRESS``): masks shrink ~20x, crops ~1.3x.
+
 =========================  ===================  =================================================================
 file                       class                arrays
 =========================  ===================  =================================================================
+detect/{shard}.npz         :class:`Detections`  frame, boxes, scores, landmarks (detection, ...), num_frames
 landmarks/tracks.npz       :class:`Tracks`      landmarks, present, boxes, areas, scores (track, frame, ...)
 align/quads.npz            :class:`Quads`       quads, valid, raw_quads (face, frame, ...), track_ids (face,)
-crop/crops.npz             :class:`Crops`       crops, valid, quads (face, frame, ...), track_ids (face,)
-masks/masks.npz            :class:`Masks`       mask, full_mask, border_mask, content_mask, valid, method
-invert/pivots.npy,         :class:`Latents`     (face, frame, ws, w_dim) float32
+crop/{shard}.npz           :class:`Crops`       crops, valid, quads (face, frame, ...), track_ids (face,)
+masks/{shard}.npz          :class:`Masks`       mask, full_mask, border_mask, content_mask, valid, method
+invert/{shard}.npy,        :class:`Latents`     (face, frame, ws, w_dim) float32
 edit/{edit}.npy
-stitching/{edit}.npz,      :class:`FaceCrops`   crops, valid (face, frame, ...), stats (JSON)
-recon/crops.npz,
-baseline/{method}/*.npz
+stitching/{edit}/{shard},  :class:`FaceCrops`   crops, valid (face, frame, ...), stats (JSON; joined: work summed,
+recon/{shard}.npz,                              per-frame lists joined)
+baseline/{method}/{edit}/
+{shard}.npz
 =========================  ===================  =================================================================
 """
 
@@ -86,11 +94,73 @@ def read_npz(path, keys) -> dict[str, np.ndarray]:
         raise StitchError(f"{path}: not a readable .npz ({e}); rerun the rule that writes it") from None
 
 
+def is_shards(path) -> bool:
+    """A list of shard files (a rule input given as a list), rather than one file."""
+    return isinstance(path, (list, tuple))
+
+
+def shards_name(paths) -> str:
+    """How error messages name a list of shard files."""
+    return f"{paths[0]} .. {paths[-1]} ({len(paths)} shards)" if paths else "(no shard files)"
+
+
+def shard_lengths(paths) -> list[int]:
+    """Frames in each shard file (``.npz`` stage files: their ``valid`` (face, frame); ``.npy`` latents: axis 1),
+    read without loading the images."""
+    out = []
+    for path in paths if is_shards(paths) else [paths]:
+        if str(path).endswith(".npy"):
+            out.append(int(np.load(path, mmap_mode="r").shape[1]))
+        else:
+            out.append(int(read_npz(path, ["valid"])["valid"].shape[1]))
+    return out
+
+
+def frames_from_shards(paths, frames, read) -> np.ndarray:
+    """Video frames ``frames`` of a per-frame array kept in shard files (or one file), read a shard at a time by
+    ``read(path) -> array (frame, ...)`` and only from the shards that hold one of them: the job's memory holds
+    one shard, not the video."""
+    paths = list(paths) if is_shards(paths) else [paths]
+    frames = np.asarray(frames, np.int64)
+    out: dict[int, np.ndarray] = {}
+    offset = 0
+    for path, n in zip(paths, shard_lengths(paths)):
+        mine = frames[(frames >= offset) & (frames < offset + n)]
+        if len(mine):
+            a = read(path)
+            out.update({int(t): np.array(a[t - offset]) for t in mine})
+        offset += n
+    missing = sorted(set(frames.tolist()) - set(out))
+    if missing:
+        raise StitchError(f"{shards_name(paths)}: no frame {missing[0]} (they have {offset}); rerun the stages before")
+    return np.stack([out[int(t)] for t in frames]) if len(frames) else np.zeros((0,))
+
+
+def join_arrays(parts: list[dict[str, np.ndarray]], spec: Mapping[str, Array], where) -> dict[str, np.ndarray]:
+    """Shards' arrays as one: ``frame``-axis arrays joined in order; the others must be equal in every shard."""
+    if not parts:
+        raise StitchError(f"{where}: no shard files; rerun the rule that writes them")
+    out = {}
+    for key, want in spec.items():
+        if key not in parts[0]:
+            continue
+        values = [p[key] for p in parts]
+        if FRAME in want.axes:
+            out[key] = np.concatenate(values, axis=want.axes.index(FRAME))
+        elif any(not np.array_equal(v, values[0]) for v in values[1:]):
+            raise StitchError(f"{where}: {key!r} differs between the shards; rerun the rule that writes them")
+        else:
+            out[key] = values[0]
+    return out
+
+
 class StageFile:
     """Base of the ``.npz`` stage files: ``SPEC`` describes the arrays on disk, in file order. Subclasses whose
-    fields are not the arrays themselves override :meth:`to_arrays` / :meth:`from_arrays`."""
+    fields are not the arrays themselves override :meth:`to_arrays` / :meth:`from_arrays`. ``COMPRESS``: saved
+    with ``np.savez_compressed``."""
 
     SPEC: ClassVar[dict[str, Array]]
+    COMPRESS: ClassVar[bool] = False
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {k: getattr(self, k) for k in self.SPEC}
@@ -111,15 +181,48 @@ class StageFile:
     def save(self, path) -> None:
         """Check the arrays (a mismatch is a bug: ValueError) and write ``path`` atomically."""
         self.check(path)
-        save_npz(path, **self.to_arrays())
+        save_npz(path, compress=self.COMPRESS, **self.to_arrays())
+
+    @classmethod
+    def join(cls, parts: list, where="shards"):
+        """The whole video's file from its shards' (loaded, in frame order)."""
+        return cls.from_arrays(join_arrays([p.to_arrays() for p in parts], cls.SPEC, where))
 
     @classmethod
     def load(cls, path):
+        """One file, or a list of shard files gathered (:meth:`join`)."""
+        if is_shards(path):
+            return cls.join([cls.load(p) for p in path], shards_name(path))
         arrays = read_npz(path, cls.SPEC)
         sizes = check_arrays(path, arrays, cls.SPEC)
         out = cls.from_arrays(arrays)
         out.check_sizes(sizes, path, StitchError)
         return out
+
+
+@dataclass
+class Detections(StageFile):
+    """``detect/{shard}.npz``: every face found in one shard's frames, flat (``frame``: the frame within the
+    shard of each detection; a frame's detections in the detector's order)."""
+
+    frame: np.ndarray  # (detection,) int64
+    boxes: np.ndarray  # (detection, 4) int64: left, top, right, bottom
+    scores: np.ndarray  # (detection,) float64 HOG scores
+    landmarks: np.ndarray  # (detection, 68, 2) float64, frame pixels
+    num_frames: int  # frames in the shard (frames without a face have no row)
+
+    SPEC: ClassVar = {
+        "frame": Array(np.int64, ("detection",)), "boxes": Array(np.int64, ("detection", 4)),
+        "scores": Array(np.float64, ("detection",)), "landmarks": Array(np.float64, ("detection", 68, 2)),
+        "num_frames": Array(np.int64, ()),
+    }
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {**{k: getattr(self, k) for k in list(self.SPEC)[:-1]}, "num_frames": np.int64(self.num_frames)}
+
+    @classmethod
+    def from_arrays(cls, arrays):
+        return cls(**{k: arrays[k] for k in list(cls.SPEC)[:-1]}, num_frames=int(arrays["num_frames"]))
 
 
 @dataclass
@@ -181,6 +284,7 @@ class Crops(StageFile):
         "crops": Array(np.uint8, ("face", FRAME, "size", "size", 3)), "valid": Array(np.bool_, ("face", FRAME)),
         "quads": Array(np.float64, ("face", FRAME, 4, 2)), "track_ids": Array(np.int64, ("face",)),
     }
+    COMPRESS: ClassVar = True
 
 
 @dataclass
@@ -197,6 +301,7 @@ class Masks(StageFile):
         **{k: Array(np.uint8, ("face", FRAME, "size", "size")) for k in MASK_KINDS},
         "valid": Array(np.bool_, ("face", FRAME)), "method": Array(str, ()),
     }
+    COMPRESS: ClassVar = True
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {**{k: self.masks[k] for k in MASK_KINDS if k in self.masks}, "valid": self.valid,
@@ -209,6 +314,9 @@ class Masks(StageFile):
     @classmethod
     def load(cls, path, kinds: tuple[str, ...] = MASK_KINDS):
         spec = {k: a for k, a in cls.SPEC.items() if k in kinds or k not in MASK_KINDS}
+        if is_shards(path):
+            parts = [cls.load(p, kinds).to_arrays() for p in path]
+            return cls.from_arrays(join_arrays(parts, spec, shards_name(path)))
         arrays = read_npz(path, spec)
         check_arrays(path, arrays, spec)
         return cls.from_arrays(arrays)
@@ -238,6 +346,25 @@ class FaceCrops(StageFile):
     def from_arrays(cls, arrays):
         return cls(arrays["crops"], arrays["valid"], json.loads(str(arrays["stats"])))
 
+    @classmethod
+    def join(cls, parts: list, where="shards"):
+        """Shards joined; their stats merged: ``work`` records summed, per-frame lists joined, the rest the first
+        shard's."""
+        from stitch.work import sum_work
+
+        spec = {k: a for k, a in cls.SPEC.items() if k != "stats"}
+        arrays = join_arrays([{"crops": p.crops, "valid": p.valid} for p in parts], spec, where)
+        stats = {}
+        for p in parts:
+            for key, value in p.stats.items():
+                if key == "work":
+                    stats[key] = sum_work([stats[key], value]) if key in stats else value
+                elif isinstance(value, list):
+                    stats[key] = stats.get(key, []) + value
+                else:
+                    stats.setdefault(key, value)
+        return cls(arrays["crops"], arrays["valid"], stats)
+
 
 @dataclass
 class Latents:
@@ -254,10 +381,48 @@ class Latents:
 
     @classmethod
     def load(cls, path) -> Latents:
+        """One ``.npy``, or a list of shard files joined along the frame axis."""
+        if is_shards(path):
+            parts = [cls.load(p).latents for p in path]
+            return cls(join_arrays([{"latents": a} for a in parts], cls.SPEC, shards_name(path))["latents"])
+        return cls(cls.read(path))
+
+    @staticmethod
+    def save_chunks(path, shape: tuple[int, ...], chunks) -> None:
+        """Write a (face, frame, ws, w_dim) float32 ``.npy`` atomically from ``chunks`` (arrays in file order:
+        face by face, each face's frames shard by shard), never holding the whole array; the bytes are
+        ``np.save``'s."""
+        from stitch.atomic import atomic_path
+
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
+                  "shape": tuple(int(n) for n in shape)}
+        written = 0
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.lib.format.write_array_header_1_0(fh, header)
+            for chunk in chunks:
+                fh.write(np.ascontiguousarray(chunk, np.float32).tobytes())
+                written += chunk.size
+            if written != int(np.prod(shape)):
+                raise ValueError(f"{path}: {written} values written for shape {shape}")
+
+    @classmethod
+    def read(cls, path, mmap_mode=None) -> np.ndarray:
+        """The checked array of one ``.npy`` (memory-mapped with ``mmap_mode``)."""
         try:
-            latents = np.load(path, allow_pickle=False)
+            latents = np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
         except ValueError as e:
             raise StitchError(f"{path}: not a readable .npy ({e}); rerun the rule that writes it") from None
         check_arrays(path, {"latents": latents}, cls.SPEC)
-        return cls(latents)
+        return latents
+
+    @classmethod
+    def load_shard(cls, path, shard: int, shard_frames: int | None, count: int) -> Latents:
+        """The latents of shard ``shard`` (``count`` frames, checked) for a per-shard job: from a list of shard files
+        that shard's file alone, from one whole-video file only that shard's frames (memory-mapped, so a job's memory
+        does not grow with the video)."""
+        from stitch.shards import shard_of
+
+        if is_shards(path):
+            shard, shard_frames, path = 0, None, path[shard]
+        return cls(np.array(shard_of(cls.read(path, "r"), shard, shard_frames, count, path)))
 

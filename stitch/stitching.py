@@ -95,21 +95,25 @@ def stitch_track(
 
 
 def run(generators, latents_npy, crops_npz, masks_npz, settings: dict, out_npz, device="cpu",
-        envelope_json=None) -> None:
-    """Stage ``stitching``: stitched edited crops (F, T, R, R, 3) of every face track. ``envelope_json`` (the edit
+        envelope_json=None, shard: int = 0, shard_frames: int | None = None) -> None:
+    """Stage ``stitching``, one shard (``crops_npz``, ``masks_npz``: that shard's files; ``latents_npy``: the whole
+    video's edited latents): stitched edited crops (F, T, R, R, 3) of every face track. ``envelope_json`` (the edit
     stage's envelope): frames outside the edit's time range are not tuned; they keep the source crop (the paste
-    stage copies those frames from the source anyway)."""
+    stage copies those frames from the source anyway). With ``warm_start`` the tuning carries over from frame to
+    frame within the shard; each shard starts from the PTI generator."""
     from stitch.edit_range import load_active
     from stitch.models.native import load_bundle
+    from stitch.shards import shard_of
     from stitch.stagefiles import Crops, FaceCrops, Latents, Masks
 
     gens = load_bundle(generators, device)
     data, m = Crops.load(crops_npz), Masks.load(masks_npz, ("border_mask", "content_mask"))
     crops, valid = data.crops, data.valid
-    w_edit = Latents.load(latents_npy).latents
+    w_edit = Latents.load_shard(latents_npy, shard, shard_frames, valid.shape[1]).latents
     cfg = StitchingConfig.from_settings(settings)
-    active = np.ones(valid.shape[1], bool) if envelope_json is None else load_active(envelope_json)
-    assert len(active) == valid.shape[1], f"{envelope_json}: {len(active)} frames, crops have {valid.shape[1]}"
+    active = np.ones(valid.shape[1], bool)
+    if envelope_json is not None:
+        active = shard_of(load_active(envelope_json)[None], shard, shard_frames, valid.shape[1], envelope_json)[0]
     out = crops.copy()
     all_stats = {}
     for f in range(valid.shape[0]):

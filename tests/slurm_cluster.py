@@ -9,9 +9,10 @@ starts the cluster, runs the command with ``SLURM_CONF`` pointing at it, and alw
 Nothing touches the machine's own SLURM / munge setup: the munge socket, key, ports, state and spool folders,
 pid and log files all live under the temp dir, and ``SLURM_CONF`` is only set in the environment of the
 processes started here (``LocalSlurm.env``). The node is the local host (``hostname -s``, 127.0.0.1) with all
-its CPUs (at least 2: ``config_overrides``), most of its free memory and one fake GPU (``gres.conf``:
-``File=/dev/null``) so ``--gpus=1`` / ``--gres=gpu:1`` requests are accepted and scheduled; jobs then see
-``CUDA_VISIBLE_DEVICES=0`` but no real device. ``MinJobAge=3600`` keeps finished jobs visible to
+its CPUs (at least 2, or ``cpus``: ``config_overrides``), most of its free memory and ``gpus`` fake GPUs
+(``gres.conf``: ``File=/dev/null``, ``/dev/zero``, ...: character devices that exist everywhere) so ``--gpus=1`` /
+``--gres=gpu:1`` requests are accepted and scheduled, several at once; jobs then see ``CUDA_VISIBLE_DEVICES=<k>``
+but no real device. ``MinJobAge=3600`` keeps finished jobs visible to
 ``squeue``/``scontrol`` (there is no accounting database, so ``sacct`` knows nothing).
 
 One shim: inside a job, Snakemake's jobstep plugin runs the rule with ``srun`` after removing every ``SLURM_*``
@@ -78,11 +79,18 @@ def _has_marker(pid: int, value: str) -> bool:
     return f"{MARKER}={value}".encode() in env
 
 
+#: the fake GPUs' device files (gres needs character devices; these exist on every Linux)
+FAKE_GPUS = ("/dev/null", "/dev/zero", "/dev/full", "/dev/urandom")
+
+
 class LocalSlurm:
     """One-node SLURM under ``root`` (a fresh temp dir by default). ``start()`` / ``stop()``, or ``with``."""
 
     def __init__(self, root: str | Path | None = None, cpus: int | None = None, mem_mb: int | None = None,
-                 partition: str = "ci"):
+                 partition: str = "ci", gpus: int = 1):
+        if not 1 <= gpus <= len(FAKE_GPUS):
+            raise ValueError(f"gpus must be 1..{len(FAKE_GPUS)}")
+        self.gpus = gpus
         self.root = Path(root or tempfile.mkdtemp(prefix="stitch-slurm-")).resolve()
         self.host = socket.gethostname().split(".")[0]
         self.cpus = max(2, cpus or os.cpu_count() or 2)
@@ -148,10 +156,11 @@ SlurmdLogFile={r}/log/slurmd.log
 SlurmctldDebug=info
 SlurmdDebug=info
 GresTypes=gpu
-NodeName={self.host} NodeAddr=127.0.0.1 CPUs={self.cpus} RealMemory={self.mem_mb} Gres=gpu:1 State=UNKNOWN
+NodeName={self.host} NodeAddr=127.0.0.1 CPUs={self.cpus} RealMemory={self.mem_mb} Gres=gpu:{self.gpus} State=UNKNOWN
 PartitionName={self.partition} Nodes={self.host} Default=YES MaxTime=INFINITE State=UP
 """)
-        (self.root / "gres.conf").write_text(f"NodeName={self.host} Name=gpu File=/dev/null\n")
+        (self.root / "gres.conf").write_text("".join(f"NodeName={self.host} Name=gpu File={dev}\n"
+                                                     for dev in FAKE_GPUS[: self.gpus]))
         srun = shutil.which("srun")
         (self.root / "bin").mkdir(exist_ok=True)
         shim = self.root / "bin" / "srun"

@@ -16,6 +16,26 @@ def det(cx, cy, size, score=1.0, tag=0.0):
     return Detection(box, score, lm)
 
 
+def test_detections_in_shard_files_track_like_one_video(tmp_path):
+    """The detect shards' files (flat detections per shard, frames without a face included) read back as the same
+    per-frame detections, so the tracks over the joined shards are those of the unsharded video."""
+    from stitch.detect import from_files, to_file
+
+    frames = [[det(100 + t, 150, 120, tag=1), det(400 - t, 120, 60, score=2.0, tag=2)] if t % 5 else []
+              for t in range(23)]
+    paths = []
+    for k, a in enumerate(range(0, 23, 10)):
+        paths.append(tmp_path / f"{k:04d}.npz")
+        to_file(frames[a : a + 10]).save(paths[-1])
+    back = from_files(paths)
+    assert [len(d) for d in back] == [len(d) for d in frames]
+    assert all(a.box == b.box and a.score == b.score and np.array_equal(a.landmarks, b.landmarks)
+               for fa, fb in zip(frames, back) for a, b in zip(fa, fb))
+    ours, theirs = track_faces(back, max_gap=4), track_faces(frames, max_gap=4)
+    assert len(ours) == len(theirs) == 2
+    assert all(np.array_equal(a.landmarks, b.landmarks, equal_nan=True) for a, b in zip(ours, theirs))
+
+
 def test_box_iou():
     assert box_iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
     assert box_iou((0, 0, 10, 10), (20, 20, 30, 30)) == 0.0

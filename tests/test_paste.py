@@ -267,12 +267,12 @@ def test_workflow_wires_the_reconstruction_into_detail_paste(tmp_path, shared_da
     out = run_snakemake(wd, "-n", "results/clip/encode/stit/older.mp4").stdout
     jobs = {m.group(2): m.group(1) for m in re.finditer(r"rule paste:\n\s+input: ([^\n]*)\n\s+output: ([^,\s]+)", out)}
     older = jobs["results/clip/paste/stit/older/0000.mp4"].split(", ")
-    assert older[1].endswith("older.npz") and "results/clip/recon/crops.npz" in older, older
+    assert older[1].endswith("stitching/older/0000.npz") and "results/clip/recon/0000.npz" in older, older
     gen = make_workdir(tmp_path / "gen", tmp_path / "cache", shared_data)
     run_snakemake(gen, "results/clip/frames/info.json")
     out = run_snakemake(gen, "-n", "results/clip/encode/stit/older.mp4").stdout
     inputs = re.search(r"rule paste:\n\s+input: ([^\n]*)\n\s+output: \S+older/0000.mp4", out).group(1)
-    assert "recon/crops.npz" not in inputs
+    assert "recon/" not in inputs
     bad = make_workdir(tmp_path / "bad", tmp_path / "cache", shared_data, extra_config={"paste": {"mode": "detial"}})
     proc = run_snakemake(bad, "-n", "results/clip/encode/stit/older.mp4", check=False)
     assert proc.returncode != 0

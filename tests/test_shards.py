@@ -10,7 +10,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from stitch.segments import concat, num_shards, segment_writer, shard_range, write_segment
+from stitch.segments import concat, segment_writer, write_segment
+from stitch.shards import num_shards, shard_range
 from stitch.video import audio_duration, iter_frames, probe, read_frames, write_video
 
 

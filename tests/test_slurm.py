@@ -104,7 +104,7 @@ def run_id(out: str) -> str:
 def slurm():
     from slurm_cluster import LocalSlurm, Unavailable
 
-    cluster = LocalSlurm()
+    cluster = LocalSlurm(cpus=4, gpus=3)  # room for 3 GPU jobs at once (test 4: stitching shards in parallel)
     t0 = time.time()
     try:
         cluster.start()  # stops whatever it started when it fails
@@ -231,6 +231,46 @@ def test_failed_job_is_reported_and_rerun_completes(slurm, slurm_run):
     assert dry.returncode == 0 and "Nothing to be done" in output(dry), output(dry)[-3000:]
 
 
+# -- 4. one edit's stitching spread over shard jobs that run at the same time ------------------------------------
+def job_seconds(stamp: str) -> float:
+    """A SLURM StartTime/EndTime (2026-12-01T06:30:01) in seconds."""
+    from datetime import datetime
+
+    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S").timestamp()
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_stitching_shards_run_in_parallel_and_equal_the_local_run(slurm, tmp_path_factory, shared_data):
+    """The 33-frame clip in shards of 11: the edit's stitching is 3 SLURM jobs (one per shard), at least 2 of them
+    running at the same time (their StartTime..EndTime from scontrol overlap), and the stitched crops and the
+    edited video equal those of a local run (`--cores 2`) byte for byte."""
+    import shutil
+
+    from wf import run_snakemake
+
+    stitching = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["stitching"]
+    extra = {"shard_frames": 11, "stitching": {**stitching, "max_steps": 40, "border_threshold": 0.0}}  # ~10 s/job
+    wd = make_workdir(tmp_path_factory.mktemp("slurm_shards"), tmp_path_factory.mktemp("shards_cache"), shared_data,
+                      extra_config=extra)
+    local = tmp_path_factory.mktemp("local_shards") / "wd"
+    shutil.copytree(wd, local, symlinks=True)
+    target = ["results/clip/encode/stit/older.mp4"]
+    proc = snakemake(wd, CI_PROFILE, *target, env=slurm.env)
+    assert proc.returncode == 0, f"sharded run through SLURM failed:\n{output(proc)[-8000:]}\n{slurm.logs()}"
+    stitching = [j for j in slurm.jobs(run_id(output(proc))) if job_rule(j) == "stitching"]
+    assert len(stitching) == 3 and all(j["JobState"] == "COMPLETED" for j in stitching), stitching
+    spans = sorted((job_seconds(j["StartTime"]), job_seconds(j["EndTime"])) for j in stitching)
+    overlapping = [(a, b) for i, a in enumerate(spans) for b in spans[i + 1 :] if b[0] < a[1]]
+    print(f"\nstitching shard jobs (start, end): {[(j['JobId'], j['StartTime'], j['EndTime']) for j in stitching]}")
+    assert overlapping, f"no two stitching shard jobs ran at the same time: {spans}"
+
+    run_snakemake(local, *target)
+    for rel in [*(f"stitching/older/000{k}.npz" for k in range(3)), "encode/stit/older.mp4"]:
+        a, b = wd / "results" / "clip" / rel, local / "results" / "clip" / rel
+        assert a.read_bytes() == b.read_bytes(), rel
+
+
 # -- 3. the real site profile, without a cluster ----------------------------------------------------------------
 def test_site_profile_dry_run(tmp_path):
     """`--profile workflow/profiles/slurm` parses, selects the SLURM executor settings and keeps the rules' real
@@ -241,14 +281,17 @@ def test_site_profile_dry_run(tmp_path):
     cfg.update(samples="config/samples.tsv", results="results", pack="demo", edits={"older": {"age": 8}}, sweeps={})
     (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     (tmp_path / "config" / "samples.tsv").write_text(f"sample\tpath\nclip\t{tmp_path / 'in.mp4'}\n")
+    frames = tmp_path / "results" / "clip" / "frames"  # the frames checkpoint's outputs, as if it had run: the
+    frames.mkdir(parents=True)  # per-shard jobs are planned from its frame count (1 shard)
+    (frames / "info.json").write_text('{"num_frames": 10}')
+    (frames / "audio.wav").write_bytes(b"")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
     proc = snakemake(tmp_path, SITE_PROFILE, "--dry-run", env=env, timeout=300)  # the default target: every rule
     out = output(proc)
     assert proc.returncode == 0, out[-4000:]
     assert f"Using profile {SITE_PROFILE}" in out
     plan = planned(out)
-    # paste's shard jobs are planned once the frames checkpoint has counted the frames, after a dry run's horizon
-    assert {"frames", "invert", "pti", "stitching", "recon", "edit", "encode"} <= set(plan), sorted(plan)
+    assert {"detect", "crop", "invert", "pti", "stitching", "recon", "edit", "paste", "encode"} <= set(plan), sorted(plan)
     for rule, want in plan.items():
         rule_text = declared(rule)
         assert want == {k: rule_text[k] for k in ("mem_mb", "runtime", "gpu")}, (rule, want, rule_text)

@@ -121,3 +121,95 @@ def test_atomic_writes_leave_old_file_or_nothing(tmp_path):
     save_npy(tmp_path / "arr.bin", np.arange(4))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["arr.bin", "no_suffix.data", "sub"]
     np.testing.assert_array_equal(np.load(tmp_path / "no_suffix.data")["x"], np.arange(3))
+
+
+def _split(obj, cuts):
+    """``obj`` cut along the frame axis at ``cuts`` (as the per-shard stages write it)."""
+    bounds = [0, *cuts, T]
+    arrays = obj.to_arrays()
+    spec = type(obj).SPEC
+    parts = []
+    for a, b in zip(bounds, bounds[1:]):
+        part = {k: (v[:, a:b] if "frame" in spec[k].axes else v) for k, v in arrays.items()}
+        parts.append(type(obj).from_arrays(part))
+    return parts
+
+
+@pytest.mark.parametrize("name", ["crops", "masks"])
+def test_shard_files_gather_into_the_whole_video(tmp_path, name):
+    """Shards written by the per-shard stages and loaded as a list are the whole video's file, array for array;
+    crops and masks are stored compressed."""
+    whole = _files()[name]
+    paths = []
+    for k, part in enumerate(_split(whole, [2, 3])):
+        paths.append(tmp_path / f"{k:04d}.npz")
+        part.save(paths[-1])
+    back = type(whole).load(paths)
+    for key, value in whole.to_arrays().items():
+        np.testing.assert_array_equal(back.to_arrays()[key], value)
+    with np.load(paths[0]) as npz:
+        assert npz.zip.infolist()[0].compress_type != 0, "saved compressed"
+    if name == "masks":
+        assert list(Masks.load(paths, ("full_mask",)).masks) == ["full_mask"]
+
+
+def test_shards_that_disagree_are_one_line(tmp_path):
+    a, b = _split(_files()["crops"], [2])
+    b.track_ids = np.array([0, 1], np.int64)  # another face selection than shard 0's
+    a.save(tmp_path / "0000.npz")
+    b.save(tmp_path / "0001.npz")
+    with pytest.raises(StitchError) as e:
+        Crops.load([tmp_path / "0000.npz", tmp_path / "0001.npz"])
+    assert "track_ids" in str(e.value) and "differs between the shards" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_face_crops_shards_merge_their_stats(tmp_path):
+    """Per-frame stats lists are joined in frame order and the work records summed (the tables count them)."""
+    rng = np.random.default_rng(1)
+    valid = np.ones((1, T), bool)
+    crops = rng.integers(0, 256, (1, T, S, S, 3), np.uint8)
+    stats = [{"face0": [{"steps": 1}, {"steps": 2}], "work": {"generator_steps": 3, "generator_forwards": 4,
+                                                              "shared_by_edits": False}},
+             {"face0": [{"steps": 5}] * 3, "work": {"generator_steps": 15, "generator_forwards": 6,
+                                                    "shared_by_edits": False}}]
+    for k, (a, b) in enumerate([(0, 2), (2, T)]):
+        FaceCrops(crops[:, a:b], valid[:, a:b], stats[k]).save(tmp_path / f"{k:04d}.npz")
+    back = FaceCrops.load([tmp_path / "0000.npz", tmp_path / "0001.npz"])
+    np.testing.assert_array_equal(back.crops, crops)
+    assert [s["steps"] for s in back.stats["face0"]] == [1, 2, 5, 5, 5]
+    assert back.stats["work"]["generator_steps"] == 18 and back.stats["work"]["generator_forwards"] == 10
+
+
+def test_latents_of_one_shard(tmp_path):
+    """A per-shard job's latents: its own shard file from a list, or its frames of a whole-video file."""
+    lat = np.random.default_rng(2).normal(size=(F, T, 3, 4)).astype(np.float32)
+    Latents(lat).save(tmp_path / "whole.npy")
+    Latents(lat[:, :3]).save(tmp_path / "0000.npy")
+    Latents(lat[:, 3:]).save(tmp_path / "0001.npy")
+    shards = [tmp_path / "0000.npy", tmp_path / "0001.npy"]
+    np.testing.assert_array_equal(Latents.load(shards).latents, lat)
+    for path in (tmp_path / "whole.npy", shards):
+        np.testing.assert_array_equal(Latents.load_shard(path, 1, 3, 2).latents, lat[:, 3:])
+    with pytest.raises(StitchError) as e:
+        Latents.load_shard(tmp_path / "whole.npy", 1, 3, 1)  # the shard's crops have 1 frame, not 2
+    assert "shard 1 has 2" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_latents_written_in_chunks_are_np_save_bytes(tmp_path):
+    """The edit stage writes its latents face by face, shard by shard (never the whole array in memory): the file
+    is byte for byte what np.save writes; a short write is refused and leaves no file."""
+    from stitch.stagefiles import frames_from_shards
+
+    lat = np.random.default_rng(3).normal(size=(F, T, 3, 4)).astype(np.float32)
+    np.save(tmp_path / "ref.npy", lat)
+    Latents.save_chunks(tmp_path / "out.npy", lat.shape, (lat[f, a:b] for f in range(F) for a, b in [(0, 2), (2, T)]))
+    assert (tmp_path / "out.npy").read_bytes() == (tmp_path / "ref.npy").read_bytes()
+    with pytest.raises(ValueError):
+        Latents.save_chunks(tmp_path / "short.npy", lat.shape, [lat[0]])
+    assert not (tmp_path / "short.npy").exists()
+    shards = [tmp_path / "0000.npy", tmp_path / "0001.npy"]
+    Latents(lat[:, :2]).save(shards[0])
+    Latents(lat[:, 2:]).save(shards[1])
+    np.testing.assert_array_equal(frames_from_shards(shards, [4, 1], lambda p: np.load(p)[1]), lat[1, [4, 1]])
+    with pytest.raises(StitchError):
+        frames_from_shards(shards, [T], lambda p: np.load(p)[1])

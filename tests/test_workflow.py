@@ -191,12 +191,12 @@ def test_video_without_face_fails_clearly(tmp_path, cache, shared_data):
 def test_logs_show_progress(done):
     """Long loops leave progress lines (step/total, rate, ETA) in their rule's log, not only on the terminal."""
     logs = done / "results" / "clip" / "logs"
-    for name, desc in [("pti.log", "pti"), ("invert.log", "invert"), ("stitching_older.log", "stitching")]:
+    for name, desc in [("pti.log", "pti"), ("invert_0000.log", "invert"), ("stitching_older_0000.log", "stitching")]:
         text = (logs / name).read_text()
         assert re.search(rf"stitch.progress: {desc}: (\d+)/\1 \(100\.0%\) [\d.]+ it/s, elapsed", text), (name, text[-800:])
-    # landmarks reads the frames as they decode: a count without a total
-    text = (logs / "landmarks.log").read_text()
-    assert re.search(rf"stitch.progress: landmarks: {CLIP_FRAMES} [\d.]+ it/s, elapsed", text), text[-800:]
+    # detect reads its shard's frames as they decode (the shard's frame count is the total)
+    text = (logs / "detect_0000.log").read_text()
+    assert re.search(rf"stitch.progress: landmarks: {CLIP_FRAMES}/{CLIP_FRAMES} \(100\.0%\) [\d.]+ it/s", text), text[-800:]
 
 
 def test_review_pages(done):

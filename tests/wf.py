@@ -89,14 +89,13 @@ def pasted_frames(workdir: Path, edit: str, method: str = "stit"):
     import numpy as np
 
     from stitch.edit_range import load_active
-    from stitch.paste import feather_radius, load_inputs, shard_frames_pasted
-    from stitch.segments import frame_times
+    from stitch.paste import feather_radius, load_inputs, pasted_frames as paste_shard
 
     res = Path(workdir) / "results" / "clip"
     info = json.loads((res / "frames" / "info.json").read_text())
-    crops = res / "recon" / "crops.npz" if edit == "_recon" else res / "stitching" / f"{edit}.npz"
+    crops = sorted((res / "recon").glob("*.npz") if edit == "_recon" else (res / "stitching" / edit).glob("*.npz"))
     assert method == "stit", "only stit's crops are located here"
-    d = load_inputs(crops, res / "align" / "quads.npz", res / "masks" / "masks.npz")
+    d = load_inputs(crops, res / "align" / "quads.npz", sorted((res / "masks").glob("*.npz")))  # all shards
     active = None if edit == "_recon" else load_active(res / "edit" / f"{edit}.json")
-    return np.stack(list(shard_frames_pasted(Path(workdir) / "inputs" / "clip.mp4", d, 0, info["num_frames"],
-                                             frame_times(info), feather_radius(d["crops"].shape[-2]), active)))
+    return np.stack(list(paste_shard(Path(workdir) / "inputs" / "clip.mp4", info, d, 0,
+                                     feather_radius(d["crops"].shape[-2]), active)))

@@ -215,7 +215,9 @@ def make_random_pack(root: str | Path, resolution: int = 32, seed: int = 0, name
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    gcfg = GeneratorConfig(z_dim=32, w_dim=32, img_resolution=resolution, mapping_layers=2, channel_base=512, channel_max=32)
+    # channel_base // resolution feature maps at the top layer: at least 2 at 1024 px (512 gave 0); unchanged to 256 px
+    gcfg = GeneratorConfig(z_dim=32, w_dim=32, img_resolution=resolution, mapping_layers=2,
+                           channel_base=max(512, 2 * resolution), channel_max=32)
     ecfg = EncoderConfig(input_size=resolution, stage_channels=(8, 8, 16, 16), stage_units=(1, 1, 1, 1),
                          num_ws=gcfg.num_ws, w_dim=gcfg.w_dim, se_reduction=4)
     save_model(Generator(gcfg), root / "generator.safetensors")

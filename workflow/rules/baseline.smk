@@ -2,18 +2,21 @@
 
 
 rule baseline:
+    """One shard of an edit (or of _recon) rendered by e4e or no_stitch."""
     input:
         unpack(baseline_inputs),
     output:
-        crops=R("baseline", "{method}", "{edit}.npz"),
+        crops=R("baseline", "{method}", "{edit}", "{shard}.npz"),
     log:
-        R("logs", "baseline_{method}_{edit}.log"),
+        R("logs", "baseline_{method}_{edit}_{shard}.log"),
     benchmark:
-        R("benchmarks", "baseline_{method}_{edit}.tsv")
+        R("benchmarks", "baseline_{method}_{edit}_{shard}.tsv")
     wildcard_constraints:
         method="e4e|no_stitch",
+        shard=SHARD,
     params:
         pack=lambda wc: pack_dir(wc.video),
+        shard_frames=lambda wc: shard_frames(wc.video),
     threads: 1  # torch: 1 thread per job (benchmarks/bench_threads.py, README)
     resources:
         gpu=1,
@@ -26,19 +29,22 @@ rule baseline:
 
 
 rule baseline_pti_frame:
-    """PTI on every frame independently; renders all edits at once (per-frame generators are not kept)."""
+    """One shard: PTI on every frame independently; renders all edits at once (per-frame generators are not kept)."""
     input:
-        crops=R("crop", "crops.npz"),
-        pivots=R("invert", "pivots.npy"),
+        crops=R("crop", "{shard}.npz"),
+        pivots=shard_files(R("invert", "{shard}.npy")),
         latents=expand(R("edit", "{edit}.npy"), edit=list(EDITS), allow_missing=True),
         pack=pack_files,
     output:
-        crops=expand(R("baseline", "pti_frame", "{edit}.npz"), edit=["_recon", *EDITS], allow_missing=True),
+        crops=expand(R("baseline", "pti_frame", "{edit}", "{shard}.npz"), edit=["_recon", *EDITS], allow_missing=True),
     log:
-        R("logs", "baseline_pti_frame.log"),
+        R("logs", "baseline_pti_frame_{shard}.log"),
     benchmark:
-        R("benchmarks", "baseline_pti_frame.tsv")
+        R("benchmarks", "baseline_pti_frame_{shard}.tsv")
+    wildcard_constraints:
+        shard=SHARD,
     params:
+        shard_frames=lambda wc: shard_frames(wc.video),
         pack=lambda wc: pack_dir(wc.video),
         edits=list(EDITS),
         settings=stage_settings("pti"),

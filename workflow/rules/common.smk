@@ -17,7 +17,7 @@ from stitch.edit_range import parse_range_column, split_edit
 from stitch.targets import split_targets
 from stitch.errors import StitchError
 from stitch.packs import Pack, resolve_pack_dir
-from stitch.segments import num_shards, shard_name
+from stitch.shards import num_shards, shard_name
 from stitch.settings import Setting
 
 
@@ -228,9 +228,17 @@ def video_shards(video):
     return [shard_name(k) for k in range(num_shards(info["num_frames"], shard_frames(video)))]
 
 
+SHARD = r"\d{4}"  # the {shard} wildcard: stitch.shards.shard_name
+
+
+def shard_paths(pattern, video, **fmt):
+    """``pattern`` (with {shard}) for every shard of ``video``."""
+    return [pattern.format(**{**fmt, "video": video, "shard": s}) for s in video_shards(video)]
+
+
 def shard_files(pattern):
     """Input function: ``pattern`` (with {shard}) for every shard of the job's video."""
-    return lambda wc: [pattern.format(**dict(wc.items()), shard=s) for s in video_shards(wc.video)]
+    return lambda wc: shard_paths(pattern, wc.video, **{k: v for k, v in wc.items() if k not in ("video", "shard")})
 
 
 @functools.cache
@@ -320,25 +328,27 @@ def R(*parts):
     return str(Path(RESULTS, "{video}", *parts))
 
 
-def method_crops(wc):
-    """Face crops a method produced for one edit: the recon stage for the _recon of stit and no_stitch (the PTI
-    reconstruction they share), stitching for STIT's edits, the baseline stage for the others."""
-    if wc.edit == "_recon" and wc.method in ("stit", "no_stitch"):
-        path = R("recon", "crops.npz")
-    elif wc.method == "stit":
-        path = R("stitching", "{edit}.npz")
+def method_crops(video, method, edit):
+    """Face crops a method produced for one edit, per shard (a pattern with {shard}): the recon stage for the
+    _recon of stit and no_stitch (the PTI reconstruction they share), stitching for STIT's edits, the baseline
+    stage for the others."""
+    if edit == "_recon" and method in ("stit", "no_stitch"):
+        path = R("recon", "{shard}.npz")
+    elif method == "stit":
+        path = R("stitching", "{edit}", "{shard}.npz")
     else:
-        path = R("baseline", "{method}", "{edit}.npz")
-    return path.format(video=wc.video, method=wc.method, edit=wc.edit)
+        path = R("baseline", "{method}", "{edit}", "{shard}.npz")
+    return path.replace("{video}", video).replace("{method}", method).replace("{edit}", edit)
 
 
 def paste_inputs(wc):
-    """The paste rule's inputs; mode detail also needs the method's reconstruction crops (the edit's change is the
-    edited render minus them)."""
-    inputs = {"video": video_path(wc), "crops": method_crops(wc), "quads": R("align", "quads.npz").format(video=wc.video),
-              "masks": R("masks", "masks.npz").format(video=wc.video)}
+    """The paste rule's inputs (one shard); mode detail also needs the method's reconstruction crops (the edit's
+    change is the edited render minus them)."""
+    shard = lambda pattern: pattern.format(video=wc.video, shard=wc.shard)
+    inputs = {"video": video_path(wc), "crops": shard(method_crops(wc.video, wc.method, wc.edit)),
+              "quads": R("align", "quads.npz").format(video=wc.video), "masks": shard(R("masks", "{shard}.npz"))}
     if setting(wc.video, "paste", "mode") == "detail":
-        inputs["recon"] = method_crops(SimpleNamespace(video=wc.video, method=wc.method, edit="_recon"))
+        inputs["recon"] = shard(method_crops(wc.video, wc.method, "_recon"))
     if wc.edit != "_recon":  # the edit's per-frame envelope: frames where it is 0 stay the source's
         inputs["envelope"] = R("edit", "{edit}.json").format(video=wc.video, edit=wc.edit)
     return inputs
@@ -346,15 +356,16 @@ def paste_inputs(wc):
 
 def recon_paste_inputs(wc):
     """paste_recon's inputs: paste's for the pseudo-edit _recon."""
-    return paste_inputs(SimpleNamespace(video=wc.video, method=wc.method, edit="_recon"))
+    return paste_inputs(SimpleNamespace(video=wc.video, method=wc.method, edit="_recon", shard=wc.shard))
 
 
 def baseline_inputs(wc):
     """e4e/no_stitch render the edited latents (the pivots for _recon); no_stitch also needs the PTI generators."""
     fmt = dict(video=wc.video, edit=wc.edit)
     inputs = {
-        "crops": R("crop", "crops.npz").format(**fmt),
-        "latents": (R("invert", "pivots.npy") if wc.edit == "_recon" else R("edit", "{edit}.npy")).format(**fmt),
+        "crops": R("crop", "{shard}.npz").format(**fmt, shard=wc.shard),
+        "latents": (shard_paths(R("invert", "{shard}.npy"), wc.video) if wc.edit == "_recon"
+                    else R("edit", "{edit}.npy").format(**fmt)),
         "pack": pack_files(wc),
     }
     if wc.method == "no_stitch":
@@ -484,8 +495,8 @@ def figure_inputs(methods):
 
 def work_files(video, method, edit):
     """Files whose stats record the generator work (stitch.work) behind one method's edited video: the method's
-    crops and, for the joint-PTI methods, PTI's stats."""
-    files = [method_crops(SimpleNamespace(video=video, method=method, edit=edit))]
+    crops (every shard) and, for the joint-PTI methods, PTI's stats."""
+    files = shard_paths(method_crops(video, method, edit), video)
     if method in ("stit", "no_stitch"):
         files.append(R("pti", "stats.json").format(video=video))
     return files
@@ -496,22 +507,32 @@ def table_rows(methods):
     return [(v, m, e) for v in SAMPLES.index for m in methods for e in EVAL_EDITS]
 
 
+def table_summaries(methods):
+    return [metric_path(v, m, e, "json") for v, m, e in table_rows(methods)]
+
+
 def table_inputs(methods):
-    rows = table_rows(methods)
-    return {
-        "summaries": [metric_path(v, m, e, "json") for v, m, e in rows],
-        "work": sorted({f for row in rows for f in work_files(*row)}),
-    }
+    """Input function of the tables rule: the metrics summaries, the work records (per shard: planned after the
+    frames checkpoint, whose info.json files are inputs too, as table_work reads the shards)."""
+
+    def inputs(wc):
+        rows = table_rows(methods)
+        return {"summaries": table_summaries(methods), "infos": [R("frames", "info.json").format(video=v)
+                                                                 for v in SAMPLES.index],
+                "work": sorted({f for row in rows for f in work_files(*row)})}
+
+    return inputs
 
 
 def table_work(methods):
     """The tables rule's params: "video/method/edit" -> work_files, and the number of edits sharing PTI."""
-    return {"files": {f"{v}/{m}/{e}": work_files(v, m, e) for v, m, e in table_rows(methods)}, "edits": len(EDITS)}
+    return lambda wc: {"files": {f"{v}/{m}/{e}": work_files(v, m, e) for v, m, e in table_rows(methods)},
+                       "edits": len(EDITS)}
 
 
 def evaluation_outputs(methods, paper=False):
     """Targets of the evaluation for one method selection: metrics, every video's figures, the tables."""
-    out = list(table_inputs(methods)["summaries"])
+    out = table_summaries(methods)
     for video in SAMPLES.index:
         for v in figure_files(video, paper).values():
             out += v if isinstance(v, list) else [v]
@@ -519,16 +540,15 @@ def evaluation_outputs(methods, paper=False):
 
 
 def metrics_inputs(wc):
-    recon = method_crops(SimpleNamespace(video=wc.video, method=wc.method, edit="_recon"))
     return {
         "source": R("metrics", "source.npz").format(video=wc.video),
         "video": encoded_path(wc.video, wc.method, wc.edit),
-        "crops": R("crop", "crops.npz").format(video=wc.video),
-        "recon": recon,
+        "crops": shard_paths(R("crop", "{shard}.npz"), wc.video),
+        "recon": shard_paths(method_crops(wc.video, wc.method, "_recon"), wc.video),
         "quads": R("align", "quads.npz").format(video=wc.video),
         "pack": pack_files(wc),
         "source_video": video_path(wc),  # seam / sharpness columns (stitch.seam)
-        "masks": R("masks", "masks.npz").format(video=wc.video),
+        "masks": shard_paths(R("masks", "{shard}.npz"), wc.video),
         **({"calibration": R("calibrate", "{edit}.json").format(video=wc.video, edit=wc.edit)}
            if wc.edit in config["edits"] and EDIT_TARGETS[wc.edit] else {}),  # target vs reached columns
     }

@@ -81,7 +81,7 @@ rule figures:
 rule tables:
     """One row per video x method x edit (metrics.csv), means per method (methods.csv), stage timings."""
     input:
-        **table_inputs(config["methods"]),
+        unpack(table_inputs(config["methods"])),
     output:
         **table_outputs(paper=False),
     log:
@@ -116,7 +116,7 @@ use rule figures as figures_paper with:
 
 use rule tables as tables_paper with:
     input:
-        **table_inputs(METHODS),
+        unpack(table_inputs(METHODS)),
     output:
         **table_outputs(paper=True),
     params:

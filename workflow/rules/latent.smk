@@ -2,15 +2,18 @@
 
 
 rule invert:
+    """One shard: e4e pivots of its face crops."""
     input:
-        crops=R("crop", "crops.npz"),
+        crops=R("crop", "{shard}.npz"),
         pack=pack_files,
     output:
-        pivots=R("invert", "pivots.npy"),
+        pivots=R("invert", "{shard}.npy"),
     log:
-        R("logs", "invert.log"),
+        R("logs", "invert_{shard}.log"),
     benchmark:
-        R("benchmarks", "invert.tsv")
+        R("benchmarks", "invert_{shard}.tsv")
+    wildcard_constraints:
+        shard=SHARD,
     params:
         pack=lambda wc: pack_dir(wc.video),
     threads: 1  # torch: 1 thread per job (benchmarks/bench_threads.py, README)
@@ -26,8 +29,8 @@ rule invert:
 
 rule pti:
     input:
-        crops=R("crop", "crops.npz"),
-        pivots=R("invert", "pivots.npy"),
+        crops=shard_files(R("crop", "{shard}.npz")),
+        pivots=shard_files(R("invert", "{shard}.npy")),
         tracks=R("landmarks", "tracks.npz"),
         pack=pack_files,
     output:
@@ -57,8 +60,8 @@ rule calibrate:
     input:
         video=video_path,
         quads=R("align", "quads.npz"),
-        masks=R("masks", "masks.npz"),
-        pivots=R("invert", "pivots.npy"),
+        masks=shard_files(R("masks", "{shard}.npz")),
+        pivots=shard_files(R("invert", "{shard}.npy")),
         generators=R("pti", "generators.safetensors"),
         pack=pack_files,
         **PROBE,
@@ -92,7 +95,7 @@ rule edit:
     factors of calibrate/{edit}.json (a sweep: those of its edit x its multiplier)."""
     input:
         unpack(calibration_input),
-        pivots=R("invert", "pivots.npy"),
+        pivots=shard_files(R("invert", "{shard}.npy")),
         info=R("frames", "info.json"),
         pack=pack_files,
     output:

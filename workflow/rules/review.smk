@@ -51,7 +51,7 @@ rule review_index:
     input:
         pages=[f"{RESULTS}/{video}/review.html" for video in SAMPLES.index],
         infos=[R("frames", "info.json").format(video=video) for video in SAMPLES.index],
-        summaries=table_inputs(config["methods"])["summaries"],
+        summaries=table_summaries(config["methods"]),
     output:
         page=f"{RESULTS}/review.html",
     log:

@@ -3,20 +3,25 @@
 
 
 rule stitching:
+    """One shard of an edit: per-frame stitching tuning of its frames (a cluster runs an edit's shards at once)."""
     input:
         generators=R("pti", "generators.safetensors"),
         latents=R("edit", "{edit}.npy"),
         envelope=R("edit", "{edit}.json"),
-        crops=R("crop", "crops.npz"),
-        masks=R("masks", "masks.npz"),
+        crops=R("crop", "{shard}.npz"),
+        masks=R("masks", "{shard}.npz"),
     output:
-        crops=R("stitching", "{edit}.npz"),
+        crops=R("stitching", "{edit}", "{shard}.npz"),
     log:
-        R("logs", "stitching_{edit}.log"),
+        R("logs", "stitching_{edit}_{shard}.log"),
     benchmark:
-        R("benchmarks", "stitching_{edit}.tsv")
+        R("benchmarks", "stitching_{edit}_{shard}.tsv")
+    wildcard_constraints:
+        edit="|".join(EDITS),
+        shard=SHARD,
     params:
         settings=stage_settings("stitching"),
+        shard_frames=lambda wc: shard_frames(wc.video),
     threads: 1  # torch: 1 thread per job (benchmarks/bench_threads.py, README)
     resources:
         gpu=1,
@@ -29,17 +34,21 @@ rule stitching:
 
 
 rule recon:
-    """PTI reconstruction (no edit) rendered for the side-by-side video and the metrics."""
+    """One shard: the PTI reconstruction (no edit) rendered for the side-by-side video and the metrics."""
     input:
         generators=R("pti", "generators.safetensors"),
-        pivots=R("invert", "pivots.npy"),
-        crops=R("crop", "crops.npz"),
+        pivots=shard_files(R("invert", "{shard}.npy")),
+        crops=R("crop", "{shard}.npz"),
     output:
-        crops=R("recon", "crops.npz"),
+        crops=R("recon", "{shard}.npz"),
     log:
-        R("logs", "recon.log"),
+        R("logs", "recon_{shard}.log"),
     benchmark:
-        R("benchmarks", "recon.tsv")
+        R("benchmarks", "recon_{shard}.tsv")
+    wildcard_constraints:
+        shard=SHARD,
+    params:
+        shard_frames=lambda wc: shard_frames(wc.video),
     threads: 1  # torch: 1 thread per job (benchmarks/bench_threads.py, README)
     resources:
         gpu=1,
@@ -68,7 +77,7 @@ rule paste:
         R("benchmarks", "paste_{method}_{edit}_{shard}.tsv")
     wildcard_constraints:
         edit="|".join(EDITS),
-        shard=r"\d{4}",
+        shard=SHARD,
     params:
         feather=lambda wc: setting(wc.video, "paste", "feather"),
         mode=lambda wc: setting(wc.video, "paste", "mode"),
@@ -95,7 +104,7 @@ rule paste_recon:
     benchmark:
         R("benchmarks", "paste_{method}__recon_{shard}.tsv")
     wildcard_constraints:
-        shard=r"\d{4}",
+        shard=SHARD,
     params:
         feather=lambda wc: setting(wc.video, "paste", "feather"),
         mode=lambda wc: setting(wc.video, "paste", "mode"),

@@ -1,0 +1,146 @@
+"""PTI's training frames of one face track, read shard by shard from disk with a bounded cache (issue #12).
+
+PTI tunes on every valid frame of a track (``reference``) or on a bounded set of keyframes (``fast``). Holding a
+whole video's crops as float targets grows with its length (1,800 frames at 1024 px: 22 GB), so
+:class:`TrackFrames` keeps only the shards that one *block* of ``block`` consecutive frames spans in memory (uint8
+crops, converted per batch), plus the frames it is asked to :meth:`~TrackFrames.hold` (the keyframes: bounded by
+the schedule). A track of more than ``block`` frames is visited block by block in each epoch (blocks in random
+order, frames at random within a block: :func:`epoch_order`), so each shard is read about once per epoch; a track
+of at most ``block`` frames keeps PTI's plain random order, and with it the results PTI gave before shards
+existed. The order and the batches depend on the blocks only, never on ``shard_frames``: the same video tunes to
+the same generator in shards of any size.
+
+Frames are numbered 0 .. n-1 in video order over the track's valid frames (the order PTI always used).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from stitch.stagefiles import Crops, Latents, read_npz
+from stitch.tensors import crops_to_tensor
+
+#: Frames per block (see the module doc): 256 frames are 3 MB of demo-pack crops + 5 MB of pivots, 790 MB at 1024 px.
+BLOCK_FRAMES = 256
+
+
+class TrackFrames:
+    """Pivots and target crops of face ``face``'s valid frames in the shard files ``crops`` / ``pivots`` (lists in
+    frame order; a single file is one shard)."""
+
+    def __init__(self, crops: Sequence, pivots: Sequence, face: int, block: int = BLOCK_FRAMES):
+        self.crop_files = list(crops) if isinstance(crops, (list, tuple)) else [crops]
+        self.pivot_files = list(pivots) if isinstance(pivots, (list, tuple)) else [pivots]
+        assert len(self.crop_files) == len(self.pivot_files), (len(self.crop_files), len(self.pivot_files))
+        self.face, self.block = face, max(1, int(block))
+        self.local, frame_index, offset = [], [], 0  # per shard: the valid frames' indices within its file
+        for path in self.crop_files:
+            valid = read_npz(path, ["valid"])["valid"][face]
+            self.local.append(np.flatnonzero(valid))
+            frame_index.append(offset + self.local[-1])
+            offset += len(valid)
+        self.frame_index = np.concatenate(frame_index).astype(np.int64)  # the video frame of each of the n frames
+        sizes = [len(v) for v in self.local]
+        self.starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.n = int(self.starts[-1])
+        self.blocks = [np.arange(a, min(a + self.block, self.n)) for a in range(0, self.n, self.block)]
+        # the shards a block spans, +1 so that a batch across two blocks reads no shard twice
+        spans = [len(set(self.shard_of(b).tolist())) for b in self.blocks if len(b)]
+        self.cache_shards = max(spans, default=1) + 1
+        self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._held: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.loads = 0  # shard reads (for the tests: each shard once per epoch when streaming)
+
+    def __len__(self) -> int:
+        return self.n
+
+    @property
+    def fits(self) -> bool:
+        """The whole track is one block (all of its shards are cached at once)."""
+        return len(self.blocks) <= 1
+
+    def shard_of(self, idx: np.ndarray) -> np.ndarray:
+        """The shard of each of frames ``idx``."""
+        return np.searchsorted(self.starts, idx, side="right") - 1
+
+    def _shard(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(pivots, crops uint8) of shard ``k``'s valid frames, through the LRU cache."""
+        if k in self._cache:
+            self._cache.move_to_end(k)
+            return self._cache[k]
+        crops = Crops.load(self.crop_files[k]).crops[self.face][self.local[k]]
+        pivots = Latents.load(self.pivot_files[k]).latents[self.face][self.local[k]]
+        self.loads += 1
+        self._cache[k] = (pivots, crops)
+        while len(self._cache) > self.cache_shards:
+            self._cache.popitem(last=False)
+        return self._cache[k]
+
+    def _frame(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        if i in self._held:
+            return self._held[i]
+        k = int(self.shard_of(i))
+        pivots, crops = self._shard(k)
+        return pivots[i - self.starts[k]], crops[i - self.starts[k]]
+
+    def hold(self, idx: np.ndarray) -> None:
+        """Keep frames ``idx`` in memory from now on (the keyframes), when not all shards fit in the cache."""
+        if self.fits:
+            return
+        for i in sorted(int(i) for i in idx if int(i) not in self._held):
+            w, c = self._frame(i)
+            self._held[i] = (w.copy(), c.copy())
+
+    def batch(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """(pivots (B, ws, w_dim) float32, targets (B, 3, R, R) in [-1, 1]) of frames ``idx``."""
+        pairs = [self._frame(int(i)) for i in idx]
+        ws = torch.as_tensor(np.stack([w for w, _ in pairs]), dtype=torch.float32)
+        return ws, crops_to_tensor(np.stack([c for _, c in pairs]))
+
+    def chunks(self, size: int = 16) -> Iterator[np.ndarray]:
+        """All frames in video order, ``size`` at a time (as :func:`stitch.tensors.render` batches them)."""
+        for a in range(0, self.n, size):
+            yield np.arange(a, min(a + size, self.n))
+
+    def pivots(self) -> np.ndarray:
+        """(n, ws, w_dim) every pivot (the keyframe features when no landmarks are given; small per frame)."""
+        return np.concatenate([Latents.load(p).latents[self.face][v] for p, v in zip(self.pivot_files, self.local)])
+
+
+class ArrayFrames(TrackFrames):
+    """In-memory frames (pivots, uint8 crops) with :class:`TrackFrames`' interface: one shard that always fits."""
+
+    def __init__(self, pivots: np.ndarray, crops: np.ndarray):
+        assert len(pivots) == len(crops), (pivots.shape, crops.shape)
+        self._arrays = (pivots, crops)
+        self.crop_files = self.pivot_files = [None]
+        self.face, self.cache_shards, self.loads = 0, 1, 0
+        self.n = self.block = len(pivots)
+        self.frame_index = np.arange(self.n)
+        self.starts = np.array([0, self.n], np.int64)
+        self.local = [np.arange(self.n)]
+        self.blocks = [np.arange(self.n)]
+        self._cache, self._held = OrderedDict({0: self._arrays}), {}
+
+    def _shard(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return self._arrays
+
+    def pivots(self) -> np.ndarray:
+        return self._arrays[0]
+
+
+def epoch_order(frames: TrackFrames, keys: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One epoch's order of ``keys``: PTI's random permutation when the track is one block or every key is held in
+    memory; otherwise block by block in random block order, randomly within each block."""
+    if frames.fits or all(int(k) in frames._held for k in keys):
+        return keys[rng.permutation(len(keys))]
+    block = keys // frames.block
+    parts = []
+    for k in rng.permutation(len(frames.blocks)):
+        mine = keys[block == k]
+        parts.append(mine[rng.permutation(len(mine))])
+    return np.concatenate(parts) if parts else keys[:0]
