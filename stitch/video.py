@@ -241,25 +241,31 @@ def _chain(first, rest):
 
 
 def add_audio_stream(out, wav_path: str | Path):
-    """An AAC stream for the WAV's samples (None when it has none): (stream, samples, rate, layout)."""
-    samples, rate = read_wav(wav_path)
-    if len(samples) == 0:
-        return None
-    layout = "stereo" if samples.shape[1] == 2 else "mono"
+    """An AAC stream for the WAV's samples (None when it has none): (stream, wav path, rate, layout)."""
+    with wave.open(str(wav_path), "rb") as w:
+        if w.getnframes() == 0:
+            return None
+        if w.getsampwidth() != 2:
+            raise StitchError(f"{wav_path}: expected 16-bit PCM WAV, got {8 * w.getsampwidth()}-bit")
+        rate, layout = w.getframerate(), "stereo" if w.getnchannels() == 2 else "mono"
     st = out.add_stream("aac", rate=rate, layout=layout)
     st.codec_context.time_base = Fraction(1, rate)
-    return st, samples, rate, layout
+    return st, wav_path, rate, layout
 
 
-def encode_audio(out, st, samples: np.ndarray, rate: int, layout: str, chunk: int = 1024) -> None:
-    """Encode and mux the samples of :func:`add_audio_stream` (after the video: the muxer interleaves)."""
-    for i in range(0, len(samples), chunk):
-        part = np.ascontiguousarray(samples[i : i + chunk]).reshape(1, -1)
-        af = av.AudioFrame.from_ndarray(part, format="s16", layout=layout)
-        af.sample_rate = rate
-        af.pts = i
-        af.time_base = Fraction(1, rate)
-        out.mux(st.encode(af))
+def encode_audio(out, st, wav_path: str | Path, rate: int, layout: str, chunk: int = 1024) -> None:
+    """Encode and mux the WAV of :func:`add_audio_stream` (after the video: the muxer interleaves), read
+    ``chunk`` samples at a time: a long video's audio is never held whole."""
+    with wave.open(str(wav_path), "rb") as w:
+        i = 0
+        while len(data := w.readframes(chunk)):
+            part = np.frombuffer(data, np.int16).reshape(1, -1)
+            af = av.AudioFrame.from_ndarray(part, format="s16", layout=layout)
+            af.sample_rate = rate
+            af.pts = i
+            af.time_base = Fraction(1, rate)
+            out.mux(st.encode(af))
+            i += part.size // w.getnchannels()
     out.mux(st.encode(None))
 
 
