@@ -17,7 +17,8 @@ import numpy as np
 from stitch.progress import tqdm
 
 from stitch.pti import prepare, pti_tune
-from stitch.stagefiles import Crops, FaceCrops, Latents
+from stitch.latents import Latents
+from stitch.stagefiles import Crops, FaceCrops
 from stitch.tensors import render, render_tracks, tensor_to_crops
 from stitch.work import sum_work, work
 

@@ -61,7 +61,8 @@ def run(pivots_npy, pack_dir, factors: dict, out_npy, info_json, time_range: dic
 
     from stitch.atomic import write_json
     from stitch.packs import Pack
-    from stitch.stagefiles import Latents, is_shards, shard_lengths, shards_name
+    from stitch.latents import Latents, shard_lengths
+    from stitch.stagefiles import is_shards, shards_name
     from stitch.targets import final_factors
 
     factors = final_factors(factors, calibration_json, multiplier)

@@ -8,7 +8,8 @@ import torch.nn.functional as F
 from stitch.progress import tqdm
 
 from stitch.models.e4e import Encoder4Editing
-from stitch.stagefiles import Crops, Latents
+from stitch.latents import Latents
+from stitch.stagefiles import Crops
 from stitch.tensors import crops_to_tensor
 
 

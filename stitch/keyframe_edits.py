@@ -21,7 +21,8 @@ def load_keyframes(video, quads_npz, masks_npz, pivots_npy, n: int) -> dict[str,
     """{keys, frames (K, H, W, 3), quads (K, 4, 2), alphas (K, R, R) uint8, pivots (K, L, C)} of ``n`` keyframes of
     track 0 (frames with a quad, a mask and a pivot)."""
     from stitch.preview import pick_keyframes, read_keyframes
-    from stitch.stagefiles import Latents, Masks, Quads, frames_from_shards, is_shards, read_npz, shard_lengths
+    from stitch.latents import Latents, frames_from_shards, shard_lengths
+    from stitch.stagefiles import Masks, Quads, is_shards, read_npz
 
     q = Quads.load(quads_npz)
     masks = list(masks_npz) if is_shards(masks_npz) else [masks_npz]

@@ -21,7 +21,8 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 
-from stitch.stagefiles import Crops, Latents, read_npz
+from stitch.latents import Latents
+from stitch.stagefiles import Crops, read_npz
 from stitch.tensors import crops_to_tensor
 
 #: Frames per block (see the module doc): 256 frames are 3 MB of demo-pack crops + 5 MB of pivots, 790 MB at 1024 px.

@@ -4,7 +4,8 @@ PTI generators (``stit``, ``no_stitch``); the metrics compare it with the aligne
 
 from __future__ import annotations
 
-from stitch.stagefiles import Crops, FaceCrops, Latents
+from stitch.latents import Latents
+from stitch.stagefiles import Crops, FaceCrops
 from stitch.tensors import render_tracks
 from stitch.work import work
 

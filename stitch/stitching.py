@@ -104,7 +104,8 @@ def run(generators, latents_npy, crops_npz, masks_npz, settings: dict, out_npz, 
     from stitch.edit_range import load_active
     from stitch.models.native import load_bundle
     from stitch.shards import shard_of
-    from stitch.stagefiles import Crops, FaceCrops, Latents, Masks
+    from stitch.latents import Latents
+    from stitch.stagefiles import Crops, FaceCrops, Masks
 
     gens = load_bundle(generators, device)
     data, m = Crops.load(crops_npz), Masks.load(masks_npz, ("border_mask", "content_mask"))

@@ -2,8 +2,8 @@
 
 * ``stitch.models`` imports nothing of ``stitch`` but itself and ``stitch.errors``;
 * nothing under ``stitch/`` imports snakemake, ``scripts/`` (or their ``_repo``), ``tests/`` or ``benchmarks/``;
-* pipeline stages never reach evaluation code (``stitch.metrics``/``figures``/``tables``/``probes``), and only
-  evaluation and the demo-pack training (``stitch.zoo``) import ``stitch.probes``; the attribute probe's inference
+* pipeline stages never reach evaluation code (``stitch.metrics``/``quality``/``figures``/``tables``/``probes``),
+  and only evaluation and the demo-pack training (``stitch.zoo``) import ``stitch.probes``; the attribute probe's inference
   core, which the calibrate stage needs too, is the pipeline-level ``stitch.attributes``;
 * inference (everything the non-zoo rules run) never reaches demo-pack training code (``stitch.zoo``/``zoo_*``).
 
@@ -22,7 +22,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 RULES = REPO / "workflow" / "rules"
-EVALUATION = ("stitch.metrics", "stitch.figures", "stitch.tables", "stitch.probes")
+EVALUATION = ("stitch.metrics", "stitch.quality", "stitch.figures", "stitch.tables", "stitch.probes")
 ZOO = ("stitch.zoo",)  # plus any stitch.zoo_* module (see is_zoo)
 NON_STAGE_RULE_FILES = {"evaluation.smk": "evaluation", "zoo.smk": "zoo"}
 

@@ -7,15 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from stitch.metrics import (
-    adjacent_cosine,
-    crop_quality,
-    gaussian_window,
-    identity_consistency,
-    psnr,
-    ssim,
-    unit_rows,
-)
+from stitch.metrics import adjacent_cosine, identity_consistency, unit_rows
+from stitch.quality import crop_quality, gaussian_window, psnr, ssim
 
 T, D = 40, 128
 

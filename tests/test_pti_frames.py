@@ -11,7 +11,8 @@ from stitch.configs import PTIConfig
 from stitch.packs import make_random_pack
 from stitch.pti import pti_tune
 from stitch.pti_frames import TrackFrames, epoch_order
-from stitch.stagefiles import Crops, Latents
+from stitch.latents import Latents
+from stitch.stagefiles import Crops
 from stitch.tensors import render, tensor_to_crops
 
 

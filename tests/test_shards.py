@@ -158,3 +158,42 @@ def test_frames_info_counts_decoded_frames_for_the_shards(sharded):
     info = json.loads((sharded / "results" / "clip" / "frames" / "info.json").read_text())
     assert num_shards(info["num_frames"], 10) == 4 == len(list(
         (sharded / "results" / "clip" / "paste" / "stit" / "_recon").glob("*.mp4")))
+
+
+REAL_VIDEOS = ["talk_1", "talk_2", "act_d3", "act_d12", "act_d18"]
+
+
+@pytest.fixture(scope="module")
+def real_sharded(tmp_path_factory, shared_data):
+    """The workflow on every real video of ../shared/data/videos at full length, in shards of 50 frames: tiny
+    random pack, 1 PTI epoch, 1 stitching step (the shards, not the quality, are under test)."""
+    import yaml
+
+    from wf import REPO, make_workdir, run_snakemake
+
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    extra = {"shard_frames": 50, "pti": {**cfg["pti"], "epochs": 1}, "stitching": {**cfg["stitching"], "max_steps": 1}}
+    wd = make_workdir(tmp_path_factory.mktemp("real_sharded"), tmp_path_factory.mktemp("real_cache"), shared_data,
+                      extra_config=extra)
+    (wd / "config" / "samples.tsv").write_text("sample\tpath\n" + "".join(
+        f"{v}\t{shared_data / 'videos' / f'{v}.mp4'}\n" for v in REAL_VIDEOS))
+    run_snakemake(wd, *(f"results/{v}/encode/stit/older.mp4" for v in REAL_VIDEOS), timeout=3600)
+    return wd
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("video", REAL_VIDEOS)
+def test_real_videos_keep_frames_fps_and_audio_in_shards(real_sharded, shared_data, video):
+    """Issue #12's output bar on every real video, sharded: one output frame per decoded frame, the exact fps, the
+    audio within 0.03 s (one AAC frame), for the edited and the side-by-side video."""
+    src = shared_data / "videos" / f"{video}.mp4"
+    res = real_sharded / "results" / video
+    info = json.loads((res / "frames" / "info.json").read_text())
+    shards = num_shards(info["num_frames"], 50)
+    assert len(list(res.glob("stitching/older/*.npz"))) == shards >= 2, "the video ran in shards"
+    for name in ("older.mp4", "side_by_side_older.mp4"):
+        out = res / "encode" / "stit" / name
+        pi = probe(out)
+        assert pi.num_frames == info["num_frames"] == sum(1 for _ in iter_frames(src)), name
+        assert pi.fps == probe(src).fps, name
+        assert abs(audio_duration(out) - audio_duration(src)) < 0.03, name

@@ -10,7 +10,8 @@ import pytest
 
 from stitch.atomic import atomic_path, save_npy, save_npz, write_json
 from stitch.errors import StitchError
-from stitch.stagefiles import MASK_KINDS, Crops, FaceCrops, Latents, Masks, Quads, Tracks
+from stitch.latents import Latents
+from stitch.stagefiles import MASK_KINDS, Crops, FaceCrops, Masks, Quads, Tracks
 
 F, T, S = 2, 5, 8
 
@@ -198,7 +199,7 @@ def test_latents_of_one_shard(tmp_path):
 def test_latents_written_in_chunks_are_np_save_bytes(tmp_path):
     """The edit stage writes its latents face by face, shard by shard (never the whole array in memory): the file
     is byte for byte what np.save writes; a short write is refused and leaves no file."""
-    from stitch.stagefiles import frames_from_shards
+    from stitch.latents import frames_from_shards
 
     lat = np.random.default_rng(3).normal(size=(F, T, 3, 4)).astype(np.float32)
     np.save(tmp_path / "ref.npy", lat)
