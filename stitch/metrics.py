@@ -126,7 +126,7 @@ def _summary_value(v):
 
 
 def describe_frames(frames: Iterable[np.ndarray], probe, arcface=None, progress: bool = False,
-                    chunk: int = 32) -> dict[str, np.ndarray]:
+                    chunk: int = 8) -> dict[str, np.ndarray]:
     """Per-frame identity descriptors + attributes: ``desc`` (T, 128) raw dlib (NaN rows = no face), ``found``,
     ``landmarks`` (T, 68, 2), ``age``, ``p_male``, ``smile`` (NaN where no face), ``arcface`` when given.
     ``frames`` (an array or an iterator of decoded frames) is described ``chunk`` frames at a time, so a video is

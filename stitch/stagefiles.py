@@ -12,7 +12,7 @@ as the stages always wrote; ``load`` checks them at the boundary and raises a on
 (``crop/{shard}.npz`` holds the crops of that shard's frames only; ``stitch.segments.shard_range``). ``load`` of a
 *list* of shard files (a rule's input given as a list) gathers them: arrays with a ``frame`` axis are joined along
 it in list order, the others must agree between the shards. Per-frame jobs load their shard's file alone.
-Crops and masks are stored compressed (``COMPRESS``): masks shrink ~20x, crops ~1.3x.
+Crops and masks are stored compressed (``COMPRESS``): on the test clip masks shrink ~15x, crops ~1.4x.
 
 =========================  ===================  =================================================================
 file                       class                arrays
