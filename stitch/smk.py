@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from stitch.errors import StitchError
+from stitch.memory import fixed_mmap_threshold
 
 
 #: errno of a failed write -> (what happened, what to do)
@@ -116,8 +117,10 @@ def _one_line_user_errors(kind, value, tb) -> None:
 
 
 def setup(snakemake) -> torch.device:
-    """Log to the rule's ``log:`` file (and stderr), use the rule's threads, pick CUDA when present."""
+    """Log to the rule's ``log:`` file (and stderr), use the rule's threads, pick CUDA when present, keep large
+    buffers out of the heap (:func:`fixed_mmap_threshold`)."""
     sys.excepthook = _one_line_user_errors  # first: opening the log file may fail (full or read-only disk)
+    fixed_mmap_threshold()
     logging.raiseExceptions = False  # a log file on a full disk must not print logging's own traceback
     _JOB.update(rule=snakemake.rule, outputs=list(snakemake.output), mem_mb=snakemake.resources.get("mem_mb"))
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
