@@ -62,7 +62,7 @@ def run(pivots_npy, pack_dir, factors: dict, out_npy, info_json, time_range: dic
     from stitch.atomic import write_json
     from stitch.packs import Pack
     from stitch.latents import Latents, shard_lengths
-    from stitch.stagefiles import is_shards, shards_name
+    from stitch.stagefiles import shard_paths, shards_name
     from stitch.targets import final_factors
 
     factors = final_factors(factors, calibration_json, multiplier)
@@ -70,7 +70,7 @@ def run(pivots_npy, pack_dir, factors: dict, out_npy, info_json, time_range: dic
     info = json.loads(Path(info_json).read_text())
     fps = info["fps_num"] / info["fps_den"]
     env = frame_envelope(time_range, info["num_frames"], fps, f"edit {name} on {info['path']}")
-    shards = list(pivots_npy) if is_shards(pivots_npy) else [pivots_npy]
+    shards = shard_paths(pivots_npy)
     lengths = shard_lengths(shards)
     if sum(lengths) != len(env):
         raise StitchError(f"{shards_name(shards)}: {sum(lengths)} frames but {info_json} has {len(env)}; rerun frames")

@@ -22,10 +22,10 @@ def load_keyframes(video, quads_npz, masks_npz, pivots_npy, n: int) -> dict[str,
     track 0 (frames with a quad, a mask and a pivot)."""
     from stitch.preview import pick_keyframes, read_keyframes
     from stitch.latents import Latents, frames_from_shards, shard_lengths
-    from stitch.stagefiles import Masks, Quads, is_shards, read_npz
+    from stitch.stagefiles import Masks, Quads, read_npz, shard_paths
 
     q = Quads.load(quads_npz)
-    masks = list(masks_npz) if is_shards(masks_npz) else [masks_npz]
+    masks = shard_paths(masks_npz)
     mask_valid = np.concatenate([read_npz(p, ["valid"])["valid"] for p in masks], axis=1)
     if not (q.valid.shape == mask_valid.shape) or sum(shard_lengths(pivots_npy)) != q.valid.shape[1]:
         raise StitchError(f"{quads_npz}, {masks_npz}, {pivots_npy}: face / frame counts differ; rerun align onwards")

@@ -241,10 +241,11 @@ def run(video, detect_npz, out_npz, upsample: int = 0, max_gap: int = 8, min_tra
     import logging
 
     from stitch.detect import from_files
+    from stitch.stagefiles import shard_paths
     from stitch.video import display_rotation, iter_frames
 
     log = logging.getLogger(__name__)
-    dets = from_files(detect_npz if isinstance(detect_npz, (list, tuple)) else [detect_npz])
+    dets = from_files(shard_paths(detect_npz))
     tracks = track_faces(dets, max_gap=max_gap, min_track_frac=min_track_frac)
     n = len(dets)
     stored = display_rotation(video) if not tracks else 0

@@ -11,14 +11,14 @@ import numpy as np
 
 from stitch.atomic import save_npy
 from stitch.errors import StitchError
-from stitch.stagefiles import FRAME, Array, check_arrays, is_shards, join_arrays, read_npz, shards_name
+from stitch.stagefiles import FRAME, Array, check_arrays, is_shards, join_arrays, read_npz, shard_paths, shards_name
 
 
 def shard_lengths(paths) -> list[int]:
     """Frames in each shard file (``.npz`` stage files: their ``valid`` (face, frame); ``.npy`` latents: axis 1),
     read without loading the images."""
     out = []
-    for path in paths if is_shards(paths) else [paths]:
+    for path in shard_paths(paths):
         if str(path).endswith(".npy"):
             out.append(int(np.load(path, mmap_mode="r").shape[1]))
         else:
@@ -30,7 +30,7 @@ def frames_from_shards(paths, frames, read) -> np.ndarray:
     """Video frames ``frames`` of a per-frame array kept in shard files (or one file), read a shard at a time by
     ``read(path) -> array (frame, ...)`` and only from the shards that hold one of them: the job's memory holds
     one shard, not the video."""
-    paths = list(paths) if is_shards(paths) else [paths]
+    paths = shard_paths(paths)
     frames = np.asarray(frames, np.int64)
     out: dict[int, np.ndarray] = {}
     offset = 0

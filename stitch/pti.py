@@ -224,9 +224,9 @@ def run(crops_npz, pivots_npy, tracks_npz, pack_dir, settings: dict, out_generat
     from stitch.keyframes import landmark_features
     from stitch.models.native import save_bundle
     from stitch.packs import Pack
-    from stitch.stagefiles import Tracks, read_npz
+    from stitch.stagefiles import Tracks, read_npz, shard_paths
 
-    first = read_npz(crops_npz[0] if isinstance(crops_npz, (list, tuple)) else crops_npz, ["valid", "track_ids"])
+    first = read_npz(shard_paths(crops_npz)[0], ["valid", "track_ids"])
     landmarks = Tracks.load(tracks_npz).landmarks
     pack = Pack.open(pack_dir)
     G, cfg, perceptual, space = prepare(pack, settings, device)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from stitch.latents import Latents
-from stitch.stagefiles import Crops, read_npz
+from stitch.stagefiles import Crops, read_npz, shard_paths
 from stitch.tensors import crops_to_tensor
 
 #: Frames per block (see the module doc): 256 frames are 3 MB of demo-pack crops + 5 MB of pivots, 790 MB at 1024 px.
@@ -34,8 +34,7 @@ class TrackFrames:
     frame order; a single file is one shard)."""
 
     def __init__(self, crops: Sequence, pivots: Sequence, face: int, block: int = BLOCK_FRAMES):
-        self.crop_files = list(crops) if isinstance(crops, (list, tuple)) else [crops]
-        self.pivot_files = list(pivots) if isinstance(pivots, (list, tuple)) else [pivots]
+        self.crop_files, self.pivot_files = shard_paths(crops), shard_paths(pivots)
         assert len(self.crop_files) == len(self.pivot_files), (len(self.crop_files), len(self.pivot_files))
         self.face, self.block = face, max(1, int(block))
         self.local, frame_index, offset = [], [], 0  # per shard: the valid frames' indices within its file

@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from stitch.errors import StitchError
-from stitch.stagefiles import Crops, FaceCrops, is_shards, shards_name
+from stitch.stagefiles import Crops, FaceCrops, shard_paths, shards_name
 
 
 def psnr(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> float:
@@ -95,8 +95,8 @@ def crop_quality(crops: np.ndarray, recon: np.ndarray, valid: np.ndarray, lpips_
 def shards_quality(crops_npz, recon_npz, lpips_net=None) -> dict[str, np.ndarray]:
     """:func:`crop_quality` of the aligned crops against a method's reconstruction, shard by shard (lists of shard
     files in frame order, or one file each): per-frame values joined, one shard's crops in memory."""
-    crops_npz = list(crops_npz) if is_shards(crops_npz) else [crops_npz]
-    recon_npz = list(recon_npz) if is_shards(recon_npz) else [recon_npz]
+    crops_npz = shard_paths(crops_npz)
+    recon_npz = shard_paths(recon_npz)
     if len(crops_npz) != len(recon_npz):
         raise StitchError(f"{shards_name(recon_npz)}: {len(recon_npz)} shards, the crops have {len(crops_npz)}")
     parts = []

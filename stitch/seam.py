@@ -78,11 +78,11 @@ def video_alphas(masks_npz, quads_npz, feather: bool, shape) -> Iterator[np.ndar
     ``masks_npz``: the masks' shard files (or one file)."""
     from stitch.paste import feather as feather_alpha
     from stitch.paste import feather_radius, frame_alpha
-    from stitch.stagefiles import Masks, Quads, is_shards
+    from stitch.stagefiles import Masks, Quads, shard_paths
 
     q = Quads.load(quads_npz)
     t = 0
-    for path in masks_npz if is_shards(masks_npz) else [masks_npz]:  # a shard's masks at a time
+    for path in shard_paths(masks_npz):  # a shard's masks at a time
         full = Masks.load(path, ("full_mask",))["full_mask"]
         radius = feather_radius(full.shape[-1]) if feather else 0
         for local in range(full.shape[1]):

@@ -99,6 +99,11 @@ def is_shards(path) -> bool:
     return isinstance(path, (list, tuple))
 
 
+def shard_paths(path) -> list:
+    """The shard files of a stage input: a list as it is, one file as a list of one."""
+    return list(path) if is_shards(path) else [path]
+
+
 def shards_name(paths) -> str:
     """How error messages name a list of shard files."""
     return f"{paths[0]} .. {paths[-1]} ({len(paths)} shards)" if paths else "(no shard files)"
