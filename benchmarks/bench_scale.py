@@ -16,8 +16,10 @@ figures, review), pack demo, then a random 1024 px pack (``stitch.packs.make_ran
 workflow's (``--shard-frames`` sets it), ``OMP_WAIT_POLICY=PASSIVE``.
 
 Measured per size: the wall time of the Snakemake run (input building excluded); per rule the peak RSS (max over
-the rule's jobs of ``max_rss`` in Snakemake's benchmark files, ``results/<sample>/benchmarks/*.tsv`` and
-``results/benchmarks/*.tsv``; MB as Snakemake writes them, 2^20 bytes) and its seconds summed over its jobs; the
+the rule's jobs of the job's own getrusage peak, the ``peak RSS`` line stitch.smk.setup ends each rule log with;
+Snakemake's ``max_rss`` of the benchmark files ``results/<sample>/benchmarks/*.tsv`` and ``results/benchmarks/*.tsv``,
+sampled about once a second, is kept beside it and stands in for a job without that line; MB = 2^20 bytes) and its
+seconds summed over its jobs; the
 bytes left under ``results/<sample>/`` right after the run, without the final outputs (``encode/``: the videos)
 and the evaluation's and the run's records (``metrics/ figures/ review.html logs/ benchmarks/ settings.yaml``), per
 frame and per edit; temp() files (paste segments) are deleted by Snakemake before then. Benchmark files are mapped to
@@ -144,39 +146,55 @@ def rule_names() -> list[str]:
     return re.findall(r"^(?:rule|checkpoint)\s+(\w+)\s*:", text, re.M)
 
 
-def logged_rules(run: Path) -> dict[str, str]:
-    """{benchmark path relative to ``run``: rule} from the job blocks of Snakemake's logs in ``run/.snakemake/log``."""
-    out, rule = {}, None
+def logged_rules(run: Path) -> dict[str, tuple[str, str | None]]:
+    """{benchmark path relative to ``run``: (rule, the job's log path or None)} from the job blocks of Snakemake's
+    logs in ``run/.snakemake/log``."""
+    out, rule, job_log = {}, None, None
     for log in sorted((run / ".snakemake" / "log").glob("*.snakemake.log")):
         for line in log.read_text(errors="replace").splitlines():
             head = re.match(r"^(?:local)?(?:rule|checkpoint) (\w+):$", line)
             if head:
-                rule = head.group(1)
+                rule, job_log = head.group(1), None
+            elif rule and line.startswith("    log: "):
+                job_log = os.path.normpath(line.split(": ", 1)[1].split(" (check")[0].strip())
             elif rule and line.startswith("    benchmark: "):
-                out[os.path.normpath(line.split(": ", 1)[1].strip())] = rule
+                out[os.path.normpath(line.split(": ", 1)[1].strip())] = (rule, job_log)
             elif not line.startswith("    "):
                 rule = None
     return out
 
 
-def rule_of(path: str, logged: dict[str, str], names: list[str]) -> str:
+def rule_of(path: str, logged: dict[str, tuple[str, str | None]], names: list[str]) -> str:
     if os.path.normpath(path) in logged:
-        return logged[os.path.normpath(path)]
+        return logged[os.path.normpath(path)][0]
     stem = Path(path).stem
     prefixes = [n for n in names if stem == n or stem.startswith(n + "_")]
     return max(prefixes, key=len) if prefixes else stem
 
 
+def logged_peak_rss(run: Path, job_log: str | None) -> float:
+    """The job's exact peak RSS (MB) from the last ``peak RSS <MB> MB`` line of its log (stitch.smk.setup), NaN
+    when the log has none."""
+    f = run / job_log if job_log else None
+    if f is None or not f.is_file():
+        return float("nan")
+    found = re.findall(r"peak RSS ([\d.]+) MB", f.read_text(errors="replace"))
+    return float(found[-1]) if found else float("nan")
+
+
 def rules_table(run: Path, names: list[str]) -> pd.DataFrame:
-    """Per rule of one run: jobs, peak RSS (MB, max over jobs), seconds (summed over jobs)."""
+    """Per rule of one run: jobs, peak RSS (MB, max over jobs: the jobs' getrusage peaks from their logs; Snakemake's
+    sampled ``max_rss`` where a log has none), Snakemake's sampled peak, seconds (summed over jobs)."""
     logged = logged_rules(run)
     rows = []
     for f in sorted((run / "results").glob("*/benchmarks/*.tsv")) + sorted((run / "results").glob("benchmarks/*.tsv")):
-        b = pd.read_csv(f, sep="\t")
-        rows.append({"rule": rule_of(str(f.relative_to(run)), logged, names), "rss": float(b["max_rss"].max()),
-                     "s": float(b["s"].mean())})
-    df = pd.DataFrame(rows, columns=["rule", "rss", "s"])
-    return df.groupby("rule").agg(jobs=("rss", "size"), peak_rss_mb=("rss", "max"), seconds=("s", "sum")).reset_index()
+        b, key = pd.read_csv(f, sep="\t"), os.path.normpath(str(f.relative_to(run)))
+        sampled, exact = float(b["max_rss"].max()), logged_peak_rss(run, logged.get(key, (None, None))[1])
+        rows.append({"rule": rule_of(key, logged, names), "rss": sampled if math.isnan(exact) else exact,
+                     "sampled": sampled, "s": float(b["s"].mean())})
+    df = pd.DataFrame(rows, columns=["rule", "rss", "sampled", "s"])
+    return df.groupby("rule").agg(jobs=("rss", "size"), peak_rss_mb=("rss", "max"), sampled_rss_mb=("sampled", "max"),
+                                  seconds=("s", "sum")).reset_index()
 
 
 def collect(work: Path, wanted: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -197,7 +215,7 @@ def collect(work: Path, wanted: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
                          kept.items(), key=lambda kv: -kv[1])[:3])})
     if not runs:
         sys.exit(f"no measured runs under {work / 'runs'}")
-    cols = ["pack", "frames", "rule", "jobs", "peak_rss_mb", "seconds"]
+    cols = ["pack", "frames", "rule", "jobs", "peak_rss_mb", "sampled_rss_mb", "seconds"]
     per_rule = pd.concat(per_rule)[cols].sort_values(["pack", "frames", "rule"], ignore_index=True)
     return per_rule, pd.DataFrame(runs).sort_values(["pack", "frames"], ignore_index=True)
 

@@ -7,4 +7,4 @@ from stitch.smk import setup
 
 device = setup(snakemake)
 run_source(snakemake.input.video, snakemake.params.pack, snakemake.input.probe, snakemake.output.source,
-           device=device)
+           device=device, detect_long_side=snakemake.params.detect_long_side)

@@ -190,14 +190,34 @@ def _face_id(upsample: int):
     return dlib_face_id(upsample)
 
 
+def _detect(fid, img: np.ndarray, long_side: int):
+    """The largest HOG face rectangle of ``img`` found on its copy scaled to ``long_side``
+    (:func:`stitch.landmarks.detection_copy`) and scaled back; when the copy shows none (a face too small for it),
+    found on the full image. None when neither has a face."""
+    import dlib
+
+    from stitch.landmarks import detection_copy
+
+    small, scale = detection_copy(img, long_side)
+    rect = fid.detect(small)
+    if scale == 1.0:
+        return rect
+    if rect is None:
+        return fid.detect(img)
+    return dlib.rectangle(*(int(round(v / scale)) for v in (rect.left(), rect.top(), rect.right(), rect.bottom())))
+
+
 def face_descriptor(
     image: np.ndarray, landmarks: np.ndarray | None = None, upsample: int = 0, full_image_fallback: bool = False,
+    detect_long_side: int = 0,
 ) -> tuple[np.ndarray | None, np.ndarray | None, str]:
     """Raw 128-d dlib descriptor of one RGB uint8 image's face.
 
     With ``landmarks`` (68, 2) they place the face (NaN landmarks = no face). Otherwise the largest HOG face is
     detected (``upsample`` times up-sampled); with ``full_image_fallback`` an image without a detection is
     treated as one already-cropped face (the whole image is the box), as for UTKFace's aligned crops.
+    ``detect_long_side`` > 0: detection runs on a copy scaled down to that long side (as the ``landmarks`` setting
+    of that name), the 68 landmarks and the descriptor at full resolution.
     Returns ``(descriptor or None, landmarks or None, how)`` with ``how`` in given / detected / full_image / none.
     """
     import dlib
@@ -214,7 +234,7 @@ def face_descriptor(
             return None, None, "none"
         shape, how = fid._shape(img, lm), "given"
     else:
-        rect, how = fid.detect(img), "detected"
+        rect, how = _detect(fid, img, int(detect_long_side)), "detected"
         if rect is None:
             if not full_image_fallback:
                 return None, None, "none"
@@ -241,13 +261,14 @@ def auto_upsample(frames) -> int:
 
 def frame_descriptors(
     frames: np.ndarray, landmarks: np.ndarray | None = None, progress: bool = False, upsample: int | None = None,
+    detect_long_side: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Raw dlib descriptors of the largest face in each frame.
 
     ``frames``: (T, H, W, 3) uint8 RGB. ``landmarks``: optional (T, 68, 2) used instead of detection (NaN rows =
     no face). Without them the largest HOG face of each frame is found (``upsample``: default
-    :func:`auto_upsample`). Returns ``descriptors`` (T, 128) float64 (NaN rows where no face), ``found`` (T,)
-    bool and ``landmarks`` (T, 68, 2) (NaN where no face).
+    :func:`auto_upsample`; ``detect_long_side``: as :func:`face_descriptor`). Returns ``descriptors`` (T, 128)
+    float64 (NaN rows where no face), ``found`` (T,) bool and ``landmarks`` (T, 68, 2) (NaN where no face).
     """
     from stitch.progress import tqdm
 
@@ -262,7 +283,8 @@ def frame_descriptors(
     lms = np.full((n, 68, 2), np.nan)
     found = np.zeros(n, dtype=bool)
     for t in tqdm(range(n), desc="attribute probe", unit="frame", disable=not progress, leave=False):
-        d, lm, _ = face_descriptor(frames[t], None if landmarks is None else landmarks[t], upsample=up)
+        d, lm, _ = face_descriptor(frames[t], None if landmarks is None else landmarks[t], upsample=up,
+                                   detect_long_side=detect_long_side)
         if d is not None:
             desc[t], lms[t], found[t] = d, lm, True
     return desc, found, lms

@@ -21,6 +21,17 @@ class Detection:
     landmarks: np.ndarray
 
 
+def detection_copy(img: np.ndarray, long_side: int) -> tuple[np.ndarray, float]:
+    """The copy of an RGB frame that face detection runs on and its scale: the frame scaled down to ``long_side``
+    (INTER_AREA) when its long side is longer and ``long_side`` > 0, else the frame itself and 1.0."""
+    h, w = img.shape[:2]
+    if long_side <= 0 or max(h, w) <= long_side:
+        return img, 1.0
+    scale = long_side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.ascontiguousarray(cv2.resize(img, size, interpolation=cv2.INTER_AREA)), scale
+
+
 class FaceLandmarker:
     """dlib frontal HOG detector (``upsample`` times up-sampled) + 68-point predictor on the full frame.
 
@@ -46,12 +57,7 @@ class FaceLandmarker:
 
     def detection_copy(self, img: np.ndarray) -> tuple[np.ndarray, float]:
         """The frame the detector runs on and its scale (1.0: the frame itself)."""
-        h, w = img.shape[:2]
-        if self.detect_long_side <= 0 or max(h, w) <= self.detect_long_side:
-            return img, 1.0
-        scale = self.detect_long_side / max(h, w)
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        return np.ascontiguousarray(cv2.resize(img, size, interpolation=cv2.INTER_AREA)), scale
+        return detection_copy(img, self.detect_long_side)
 
     def detect(self, frame: np.ndarray, upsample: int | None = None) -> list[Detection]:
         """All faces in one RGB uint8 frame, highest score first."""

@@ -126,18 +126,19 @@ def _summary_value(v):
 
 
 def describe_frames(frames: Iterable[np.ndarray], probe, arcface=None, progress: bool = False,
-                    chunk: int = 8) -> dict[str, np.ndarray]:
+                    chunk: int = 8, detect_long_side: int = 0) -> dict[str, np.ndarray]:
     """Per-frame identity descriptors + attributes: ``desc`` (T, 128) raw dlib (NaN rows = no face), ``found``,
     ``landmarks`` (T, 68, 2), ``age``, ``p_male``, ``smile`` (NaN where no face), ``arcface`` when given.
     ``frames`` (an array or an iterator of decoded frames) is described ``chunk`` frames at a time, so a video is
-    never held whole in memory."""
+    never held whole in memory. ``detect_long_side``: faces are detected on copies scaled down to it
+    (``stitch.attributes.face_descriptor``; the video's ``landmarks.detect_long_side``)."""
     from stitch.probes import attributes, frame_descriptors
     from stitch.progress import tqdm
 
     parts = []
     frames = iter(tqdm(frames, desc="describe", unit="frame", disable=not progress, mininterval=10))
     while block := list(itertools.islice(frames, chunk)):
-        desc, found, lm = frame_descriptors(np.stack(block))
+        desc, found, lm = frame_descriptors(np.stack(block), detect_long_side=detect_long_side)
         found = np.asarray(found, bool)
         part = {"desc": np.asarray(desc, np.float64), "found": found, "landmarks": np.asarray(lm, np.float64)}
         if arcface is not None:
@@ -163,16 +164,17 @@ def _arcface(pack_dir, device="cpu"):
     return ArcFaceID.from_file(pack.path("arcface"), device, landmarks_of=dlib_landmarks)
 
 
-def run_source(video, pack_dir, probe_path, out_npz, device="cpu") -> None:
+def run_source(video, pack_dir, probe_path, out_npz, device="cpu", detect_long_side: int = 0) -> None:
     """Stage ``metrics_source``: descriptors and attributes of every source frame, computed once per video.
 
     ``probe_path``: the attribute probe's weights, its ``.json`` beside them (the rules pass the shipped
-    ``resources/probes/attributes.safetensors`` as an input)."""
+    ``resources/probes/attributes.safetensors`` as an input). ``detect_long_side``: as :func:`describe_frames`."""
     from stitch.probes import AttributeProbe
     from stitch.video import iter_frames
 
     t0 = time.time()
-    d = describe_frames(iter_frames(video), AttributeProbe.load(probe_path), _arcface(pack_dir, device), True)
+    d = describe_frames(iter_frames(video), AttributeProbe.load(probe_path), _arcface(pack_dir, device), True,
+                        detect_long_side=detect_long_side)
     save_npz(out_npz, **d)
     n = len(d["found"])
     log.info("source: %d frames, face found on %d, %.2f s/frame", n, int(d["found"].sum()), (time.time() - t0) / n)
@@ -229,11 +231,12 @@ def summarise(df: pd.DataFrame, src: dict, edit: dict, meta: dict, notes: list[s
 
 
 def run(source_npz, edited_video, crops_npz, recon_npz, quads_npz, pack_dir, probe_path, out_csv, out_json,
-        meta: dict, device="cpu", seam: dict | None = None, calibration_json=None) -> dict:
+        meta: dict, device="cpu", seam: dict | None = None, calibration_json=None, detect_long_side: int = 0) -> dict:
     """Stage ``metrics`` for one video × method × edit: per-frame CSV and summary JSON. ``seam``: {"video": the
     source video, "masks": masks.npz, "feather": the paste setting} adds the seam and sharpness columns.
     ``probe_path``: as :func:`run_source`. ``calibration_json``: an edit with targets' ``calibrate/{edit}.json``
-    adds the target vs reached columns (:func:`stitch.targets.report_columns`)."""
+    adds the target vs reached columns (:func:`stitch.targets.report_columns`). ``detect_long_side``: as
+    :func:`describe_frames` (the source's descriptors were found the same way)."""
     from stitch.packs import Pack
     from stitch.probes import AttributeProbe
     from stitch.video import iter_frames
@@ -241,7 +244,8 @@ def run(source_npz, edited_video, crops_npz, recon_npz, quads_npz, pack_dir, pro
     t0 = time.time()
     src = dict(np.load(source_npz))
     arcface = _arcface(pack_dir, device) if "arcface" in src else None
-    edit = describe_frames(iter_frames(edited_video), AttributeProbe.load(probe_path), arcface, True)
+    edit = describe_frames(iter_frames(edited_video), AttributeProbe.load(probe_path), arcface, True,
+                           detect_long_side=detect_long_side)
     if len(edit["found"]) != len(src["found"]):
         raise StitchError(f"{edited_video}: {len(edit['found'])} frames, the source has {len(src['found'])}")
     notes = []

@@ -4,6 +4,7 @@ read-only disk or exhausted memory (no traceback)."""
 
 from __future__ import annotations
 
+import atexit
 import errno
 import logging
 import os
@@ -116,9 +117,23 @@ def _one_line_user_errors(kind, value, tb) -> None:
     sys.exit(1)
 
 
+def peak_rss_mb() -> float:
+    """The peak resident memory of this process and its waited-for children (getrusage), in MB (2^20 bytes)."""
+    import resource
+
+    kb = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return kb / 1024.0
+
+
+def _log_peak_rss(handler: logging.Handler) -> None:
+    """The job's peak RSS as the last line of its log file only (stderr's last line stays a failure's one line)."""
+    handler.handle(logging.LogRecord("stitch", logging.INFO, __file__, 0, "peak RSS %.1f MB", (peak_rss_mb(),), None))
+
+
 def setup(snakemake) -> torch.device:
     """Log to the rule's ``log:`` file (and stderr), use the rule's threads, pick CUDA when present, keep large
-    buffers out of the heap (:func:`fixed_mmap_threshold`)."""
+    buffers out of the heap (:func:`fixed_mmap_threshold`); the job's exact peak RSS is the log's last line
+    (``peak RSS <MB> MB``: Snakemake's benchmark ``max_rss`` is sampled about once a second)."""
     sys.excepthook = _one_line_user_errors  # first: opening the log file may fail (full or read-only disk)
     fixed_mmap_threshold()
     logging.raiseExceptions = False  # a log file on a full disk must not print logging's own traceback
@@ -126,6 +141,7 @@ def setup(snakemake) -> torch.device:
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if len(snakemake.log):
         handlers.append(logging.FileHandler(str(snakemake.log[0]), mode="w"))
+        atexit.register(_log_peak_rss, handlers[-1])  # before logging's own exit handler (registered earlier)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers, force=True)
     logging.captureWarnings(True)  # Python warnings into the log too
     torch.set_num_threads(max(1, int(snakemake.threads)))

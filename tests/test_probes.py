@@ -192,3 +192,22 @@ def test_shipped_probe_on_heldout_utkface(shared_data):
     acc = float(((pred["p_male"] > 0.5) == male).mean())
     assert mae < REAL_MAX_AGE_MAE, f"age MAE {mae:.2f} years on {REAL_N} held-out faces"
     assert acc > REAL_MIN_GENDER_ACC, f"gender accuracy {acc:.3f} on {REAL_N} held-out faces"
+
+
+def test_face_descriptor_detects_on_a_scaled_copy(hopper):
+    import cv2
+
+    big = cv2.resize(hopper, (hopper.shape[1] * 4, hopper.shape[0] * 4), interpolation=cv2.INTER_CUBIC)  # 1024x1200
+    full, lm_full, how = face_descriptor(big)
+    scaled, lm_scaled, how_scaled = face_descriptor(big, detect_long_side=400)
+    assert how == how_scaled == "detected"
+    assert np.abs(lm_scaled - lm_full).mean() < 6.0  # ~300 px face: landmarks refitted at full resolution
+    assert np.linalg.norm(scaled - full) < 0.1  # same person by a wide margin (dlib: < 0.6)
+    # a copy too small to show the face (HOG needs ~80 px): detection falls back to the full frame
+    tiny, _, how_tiny = face_descriptor(big, detect_long_side=60)
+    assert how_tiny == "detected" and np.allclose(tiny, full)
+    # frames already within the long side are detected as they are: identical results
+    same, _, _ = face_descriptor(big, detect_long_side=4096)
+    assert np.array_equal(same, full)
+    desc, found, _ = frame_descriptors(np.stack([big, np.zeros_like(big)]), detect_long_side=400)
+    assert found.tolist() == [True, False] and np.linalg.norm(desc[0] - scaled) == 0

@@ -4,6 +4,7 @@ user error stays one line."""
 from __future__ import annotations
 
 import logging
+import re
 import subprocess
 import sys
 import textwrap
@@ -65,3 +66,5 @@ def test_user_error_stays_one_line(tmp_path):
     assert proc.returncode == 1
     assert "Traceback" not in log + proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == "stitch error: clip.mp4: no face found; try landmarks.upsample: 1"
+    # the job's exact peak RSS (getrusage) closes its log file, not stderr
+    assert re.search(r"stitch: peak RSS \d+\.\d MB$", log.strip()) and "peak RSS" not in proc.stderr

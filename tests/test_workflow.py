@@ -194,6 +194,8 @@ def test_logs_show_progress(done):
     for name, desc in [("pti.log", "pti"), ("invert_0000.log", "invert"), ("stitching_older_0000.log", "stitching")]:
         text = (logs / name).read_text()
         assert re.search(rf"stitch.progress: {desc}: (\d+)/\1 \(100\.0%\) [\d.]+ it/s, elapsed", text), (name, text[-800:])
+        peak = re.search(r"stitch: peak RSS (\d+\.\d) MB$", text.strip())  # last line: the job's getrusage peak
+        assert peak and 100 < float(peak.group(1)) < 4096, text[-300:]
     # detect reads its shard's frames as they decode (the shard's frame count is the total)
     text = (logs / "detect_0000.log").read_text()
     assert re.search(rf"stitch.progress: landmarks: {CLIP_FRAMES}/{CLIP_FRAMES} \(100\.0%\) [\d.]+ it/s", text), text[-800:]

@@ -20,6 +20,7 @@ rule metrics_source:
         R("benchmarks", "metrics_source.tsv")
     params:
         pack=lambda wc: pack_dir(wc.video),
+        detect_long_side=lambda wc: setting(wc.video, "landmarks", "detect_long_side"),
     threads: 1
     resources:
         mem_mb=4000,
@@ -46,6 +47,7 @@ rule metrics:
     params:
         pack=lambda wc: pack_dir(wc.video),
         feather=lambda wc: setting(wc.video, "paste", "feather"),
+        detect_long_side=lambda wc: setting(wc.video, "landmarks", "detect_long_side"),
     threads: 1
     resources:
         mem_mb=4000,
