@@ -1,8 +1,8 @@
 """Memory, time and disk as a 1080p video gets longer (issue #12, item 6).
 
     python benchmarks/bench_scale.py [--frames 300 1200 4800] [--frames-1024 300 600] [--random-resolution 1024]
-                                     [--source talk_1] [--work results/bench_scale] [--cores 2] [--shard-frames N]
-                                     [--skip-run]
+                                     [--epochs-1024 2] [--steps-1024 2] [--source talk_1] [--work results/bench_scale]
+                                     [--cores 2] [--shard-frames N] [--skip-run]
 
 Inputs, built at run time in ``<work>/inputs/`` (git-ignored): the first L frames of ``../shared/data/videos/
 <source>.mp4`` (with their audio) enlarged to 1080 px high and centred in a 1920x1080 frame
@@ -12,7 +12,8 @@ is a whole number of loops of the same content. Each size runs alone, one after 
 (``<work>/runs/<pack>_<frames>/``: one samples.tsv row) from a clean state, target ``all`` (videos, metrics,
 figures, review), pack demo, then a random 1024 px pack (``stitch.packs.make_random_pack``, ``<work>/packs/``;
 ``--random-resolution`` changes its size, the option ``--frames-1024`` keeps its name); method stit, one edit
-(older: age +8), 2 PTI epochs, 2 stitching steps, ``landmarks.detect_long_side: 640``, ``shard_frames`` the
+(older: age +8), 2 PTI epochs, 2 stitching steps (the random pack: ``--epochs-1024`` / ``--steps-1024``; one
+generator step at 1024 px costs ~20 demo steps here), ``landmarks.detect_long_side: 640``, ``shard_frames`` the
 workflow's (``--shard-frames`` sets it), ``OMP_WAIT_POLICY=PASSIVE``.
 
 Measured per size: the wall time of the Snakemake run (input building excluded); per rule the peak RSS (max over
@@ -28,8 +29,8 @@ names alone are ambiguous (``paste_stit__recon_0000.tsv`` is rule paste_recon, n
 a file missing from the logs falls back to the longest rule name of ``workflow/rules/*.smk`` prefixing its name.
 Prints, per pack, rule x size peak RSS and seconds with growth factors (largest size / smallest), the runs, then
 the issue's bars as PASS / FAIL lines. Writes ``<work>/table.md``, ``<work>/bench_scale.csv`` (per rule) and
-``<work>/bench_scale_runs.csv``. A size whose ``runs/<pack>_<frames>/run.json`` exists (same source, loop period
-and shard_frames) is not run again; ``--skip-run`` only rebuilds the tables of the sizes given from those.
+``<work>/bench_scale_runs.csv``. A size whose ``runs/<pack>_<frames>/run.json`` exists (same source, loop period,
+shard_frames and schedule) is not run again; ``--skip-run`` only rebuilds the tables of the sizes given from those.
 """
 
 from __future__ import annotations
@@ -96,14 +97,15 @@ def build_input(work: Path, source: str, period: int, frames: int) -> Path:
     return out
 
 
-def write_config(run: Path, sample: str, clip: Path, pack: str, shard_frames: int | None) -> None:
+def write_config(run: Path, sample: str, clip: Path, pack: str, shard_frames: int | None, epochs: int = 2,
+                 steps: int = 2) -> None:
     (run / "config").mkdir(parents=True, exist_ok=True)
     (run / "config" / "samples.tsv").write_text(f"sample\tpath\n{sample}\t{clip.resolve()}\n")
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     cfg.update(samples="config/samples.tsv", results="results", pack=pack, edits=EDITS, sweeps={}, methods=["stit"],
                shard_frames=shard_frames)
-    cfg["pti"]["epochs"] = 2
-    cfg["stitching"]["max_steps"] = 2
+    cfg["pti"]["epochs"] = epochs
+    cfg["stitching"]["max_steps"] = steps
     cfg["landmarks"]["detect_long_side"] = 640
     (run / "config" / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
 
@@ -121,16 +123,18 @@ def intermediate_bytes(sample_dir: Path) -> dict[str, int]:
 
 def run_size(work: Path, a, pack_label: str, pack: str, frames: int, period: int) -> None:
     """One size from a clean work folder; its ``run.json`` (wall time, disk) marks it done: run again only when the
-    source, the loop period or shard_frames differ."""
+    source, the loop period, shard_frames or the schedule differ."""
     run = work / "runs" / f"{pack_label}_{frames}"
-    setup = {"source": a.source, "period": period, "shard_frames": a.shard_frames}
+    epochs, steps = (a.epochs_1024, a.steps_1024) if pack_label != "demo" else (2, 2)
+    setup = {"source": a.source, "period": period, "shard_frames": a.shard_frames, "pti_epochs": epochs,
+             "stitching_steps": steps}
     if (run / "run.json").is_file() and json.loads((run / "run.json").read_text()).get("setup") == setup:
         print(f"{run.name}: measured already ({run / 'run.json'}; delete the folder to measure again)", flush=True)
         return
     clip = build_input(work, a.source, period, frames)
     shutil.rmtree(run, ignore_errors=True)
     sample = f"{a.source}_{frames}"
-    write_config(run, sample, clip, pack, a.shard_frames)
+    write_config(run, sample, clip, pack, a.shard_frames, epochs, steps)
     t0 = time.perf_counter()
     snakemake(run, "all", cores=a.cores)
     wall = time.perf_counter() - t0
@@ -281,6 +285,8 @@ def main() -> None:
     ap.add_argument("--source", default="talk_1", help="video stem in ../shared/data/videos")
     ap.add_argument("--work", type=Path, default=REPO / "results" / "bench_scale")
     ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--epochs-1024", type=int, default=2, help="PTI epochs with the random pack (default 2)")
+    ap.add_argument("--steps-1024", type=int, default=2, help="stitching steps with the random pack (default 2)")
     ap.add_argument("--shard-frames", type=int, help="frames per shard (default: the workflow's)")
     ap.add_argument("--skip-run", action="store_true", help="only rebuild the tables from the runs on disk")
     a = ap.parse_args()

@@ -53,10 +53,10 @@ def apply_edit(pivots: np.ndarray, directions: Mapping[str, torch.Tensor], facto
 def run(pivots_npy, pack_dir, factors: dict, out_npy, info_json, time_range: dict | None = None,
         envelope_json=None, name: str = "edit", calibration_json=None, multiplier: float = 1.0) -> None:
     """Stage ``edit``: edited latents (same shape as the pivots; ``pivots_npy``: the invert shards, read one at a
-    time) for one named edit and (``envelope_json``) its per-frame envelope; ``time_range``: the normalised range (:func:`stitch.edit_range.check_range`) or None
-    (every frame). ``factors``: the raw factors; an edit with targets adds the calibrated factors of
-    ``calibration_json`` (rule calibrate) times ``multiplier`` (a strength sweep;
-    :func:`stitch.targets.final_factors`)."""
+    time) for one named edit and (``envelope_json``) its per-frame envelope; ``time_range``: the normalised range
+    (:func:`stitch.edit_range.check_range`) or None (every frame). ``factors``: the raw factors; an edit with
+    targets adds the calibrated factors of ``calibration_json`` (rule calibrate) times ``multiplier`` (a strength
+    sweep; :func:`stitch.targets.final_factors`)."""
     import logging
 
     from stitch.atomic import write_json

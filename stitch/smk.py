@@ -142,7 +142,8 @@ def setup(snakemake) -> torch.device:
     if len(snakemake.log):
         handlers.append(logging.FileHandler(str(snakemake.log[0]), mode="w"))
         atexit.register(_log_peak_rss, handlers[-1])  # before logging's own exit handler (registered earlier)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers, force=True)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        handlers=handlers, force=True)
     logging.captureWarnings(True)  # Python warnings into the log too
     torch.set_num_threads(max(1, int(snakemake.threads)))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -161,18 +161,20 @@ def test_frames_info_counts_decoded_frames_for_the_shards(sharded):
 
 
 REAL_VIDEOS = ["talk_1", "talk_2", "act_d3", "act_d12", "act_d18"]
+REAL_SHARD = 100  # frames per shard: 125-354 frames a video, so 2-4 shards each
 
 
 @pytest.fixture(scope="module")
 def real_sharded(tmp_path_factory, shared_data):
-    """The workflow on every real video of ../shared/data/videos at full length, in shards of 50 frames: tiny
+    """The workflow on every real video of ../shared/data/videos at full length, in shards of 100 frames (2-4 per
+    video; smaller shards add jobs, and each job's start-up, not its frames, is most of this fixture's time): tiny
     random pack, 1 PTI epoch, 1 stitching step (the shards, not the quality, are under test)."""
     import yaml
 
     from wf import REPO, make_workdir, run_snakemake
 
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    extra = {"shard_frames": 50, "pti": {**cfg["pti"], "epochs": 1}, "stitching": {**cfg["stitching"], "max_steps": 1}}
+    extra = {"shard_frames": REAL_SHARD, "pti": {**cfg["pti"], "epochs": 1}, "stitching": {**cfg["stitching"], "max_steps": 1}}
     wd = make_workdir(tmp_path_factory.mktemp("real_sharded"), tmp_path_factory.mktemp("real_cache"), shared_data,
                       extra_config=extra)
     (wd / "config" / "samples.tsv").write_text("sample\tpath\n" + "".join(
@@ -190,7 +192,7 @@ def test_real_videos_keep_frames_fps_and_audio_in_shards(real_sharded, shared_da
     src = shared_data / "videos" / f"{video}.mp4"
     res = real_sharded / "results" / video
     info = json.loads((res / "frames" / "info.json").read_text())
-    shards = num_shards(info["num_frames"], 50)
+    shards = num_shards(info["num_frames"], REAL_SHARD)
     assert len(list(res.glob("stitching/older/*.npz"))) == shards >= 2, "the video ran in shards"
     for name in ("older.mp4", "side_by_side_older.mp4"):
         out = res / "encode" / "stit" / name
