@@ -79,19 +79,26 @@ def stitch_track(
     G: Generator, w_edit: np.ndarray, crops: np.ndarray, border: np.ndarray, content: np.ndarray,
     cfg: StitchingConfig, device: str | torch.device = "cpu", progress: bool = True,
 ) -> tuple[np.ndarray, list[dict]]:
-    """Stitch every frame of one face track -> edited crops (T, R, R, 3) uint8 and per-frame stats."""
+    """Stitch every frame of one face track -> edited crops (T, R, R, 3) uint8 and per-frame stats. ``border`` /
+    ``content``: (T, R, R) masks, float in [0, 1] or uint8 0..255 (made float one frame at a time: a 1024 px
+    track's float masks would be 4 MB per frame each)."""
     assert len(w_edit) == len(crops) == len(border) == len(content)
-    out, stats = [], []
+    out, stats = np.zeros(crops.shape, np.uint8), []
     tuning = Tuning(G, cfg, device) if cfg.warm_start and len(crops) and cfg.max_steps > 0 else None
     for i in tqdm(range(len(crops)), desc="stitching", disable=not progress):
         img, st = stitch_frame(
             G, torch.as_tensor(w_edit[i : i + 1], dtype=torch.float32), crops_to_tensor(crops[i : i + 1]),
-            torch.as_tensor(border[i], dtype=torch.float32)[None, None],
-            torch.as_tensor(content[i], dtype=torch.float32)[None, None], cfg, device, tuning,
+            _mask_tensor(border[i]), _mask_tensor(content[i]), cfg, device, tuning,
         )
-        out.append(tensor_to_crops(img)[0])
+        out[i] = tensor_to_crops(img)[0]
         stats.append(st)
-    return (np.stack(out) if out else np.zeros((0,) + crops.shape[1:], np.uint8)), stats
+    return out, stats
+
+
+def _mask_tensor(mask: np.ndarray) -> torch.Tensor:
+    """(R, R) mask -> (1, 1, R, R) float in [0, 1] (uint8 masks are 0..255)."""
+    m = torch.as_tensor(mask, dtype=torch.float32)
+    return (m / 255.0 if mask.dtype == np.uint8 else m)[None, None]
 
 
 def run(generators, latents_npy, crops_npz, masks_npz, settings: dict, out_npz, device="cpu",
@@ -119,9 +126,8 @@ def run(generators, latents_npy, crops_npz, masks_npz, settings: dict, out_npz, 
     all_stats = {}
     for f in range(valid.shape[0]):
         v = valid[f] & active
-        border = m["border_mask"][f][v].astype(np.float32) / 255.0
-        content = m["content_mask"][f][v].astype(np.float32) / 255.0
-        out[f, v], stats = stitch_track(gens[f"face{f}"], w_edit[f][v], crops[f][v], border, content, cfg, device)
+        out[f, v], stats = stitch_track(gens[f"face{f}"], w_edit[f][v], crops[f][v], m["border_mask"][f][v],
+                                        m["content_mask"][f][v], cfg, device)
         all_stats[f"face{f}"] = stats
     all_stats["work"] = work_of(s for face in all_stats.values() for s in face)
     FaceCrops(out, valid, all_stats).save(out_npz)
