@@ -10,15 +10,17 @@ from stitch.progress import tqdm
 from stitch.models.e4e import Encoder4Editing
 from stitch.latents import Latents
 from stitch.stagefiles import Crops
-from stitch.tensors import crops_to_tensor
+from stitch.tensors import batch_for, crops_to_tensor
 
 
 @torch.no_grad()
-def invert_crops(
-    encoder: Encoder4Editing, crops: np.ndarray, batch: int = 16, device: str | torch.device = "cpu", progress: bool = True
-) -> np.ndarray:
-    """Pivots (N, num_ws, w_dim) float32 for crops (N, S, S, 3) uint8; crops resized to the encoder input."""
+@torch.no_grad()
+def invert_crops(encoder: Encoder4Editing, crops: np.ndarray, batch: int | None = None,
+                 device: str | torch.device = "cpu", progress: bool = True) -> np.ndarray:
+    """Pivots (N, num_ws, w_dim) float32 for crops (N, S, S, 3) uint8; crops resized to the encoder input,
+    ``batch`` at a time (default :func:`stitch.tensors.batch_for` its input size)."""
     size = encoder.cfg.input_size
+    batch = batch or batch_for(size)
     out = []
     for i in tqdm(range(0, len(crops), batch), desc="invert", disable=not progress):
         x = crops_to_tensor(crops[i : i + batch]).to(device)

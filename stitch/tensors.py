@@ -25,24 +25,24 @@ def tensor_to_crops(images: torch.Tensor) -> np.ndarray:
     return x.round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
-#: images per synthesis batch at 256 px; :func:`render_batch` scales it by the pixels of other resolutions
+#: images per batch at 256 px (synthesis, encoder); :func:`batch_for` scales it by the pixels of other resolutions
 BATCH_AT_256 = 16
 
 
-def render_batch(resolution: int) -> int:
-    """Images per synthesis batch at ``resolution``: 16 up to 256 px, then as many as hold the same pixels (1 at
-    1024 px: a batch of 16 at 1024 px keeps GBs of activations)."""
+def batch_for(resolution: int) -> int:
+    """Images per batch of a network run at ``resolution`` (synthesis, encoder): 16 up to 256 px, then as many as
+    hold the same pixels (1 at 1024 px: a batch of 16 1024 px images keeps ~3 GB of activations)."""
     return max(1, min(BATCH_AT_256, BATCH_AT_256 * 256 * 256 // (resolution * resolution)))
 
 
 @torch.no_grad()
 def render(G: Generator, ws: np.ndarray | torch.Tensor, batch: int | None = None,
            device: str | torch.device = "cpu") -> torch.Tensor:
-    """G.synthesis over (N, num_ws, w_dim) latents in batches (default :func:`render_batch`) -> (N, 3, R, R) on
+    """G.synthesis over (N, num_ws, w_dim) latents in batches (default :func:`batch_for`) -> (N, 3, R, R) on
     CPU (float: 12 MB per 1024 px image; :func:`render_crops` keeps uint8 only)."""
     ws = torch.as_tensor(ws, dtype=torch.float32)
     outs = [G.synthesis(w.to(device), noise_mode="const").cpu()
-            for w in ws.split(batch or render_batch(G.img_resolution))]
+            for w in ws.split(batch or batch_for(G.img_resolution))]
     return torch.cat(outs) if outs else torch.zeros(0, 3, G.img_resolution, G.img_resolution)
 
 
@@ -52,7 +52,7 @@ def render_crops(G: Generator, ws: np.ndarray, out: np.ndarray | None = None) ->
     res = G.img_resolution
     out = np.zeros((len(ws), res, res, 3), np.uint8) if out is None else out
     device = next(G.parameters()).device
-    step = render_batch(res)
+    step = batch_for(res)
     for a in range(0, len(ws), step):
         out[a : a + step] = tensor_to_crops(render(G, ws[a : a + step], step, device))
     return out
