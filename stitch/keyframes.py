@@ -21,8 +21,10 @@ def fill_gaps(landmarks: np.ndarray) -> np.ndarray:
     if not ok.any():
         return np.zeros_like(lm)
     idx = np.flatnonzero(ok)
-    nearest = idx[np.abs(np.arange(len(lm))[:, None] - idx[None]).argmin(axis=1)]
-    return lm[nearest]
+    t = np.arange(len(lm))
+    pos = np.searchsorted(idx, t)  # O(T log T): a (T, frames with landmarks) distance table is 184 MB at 4,800
+    left, right = idx[np.clip(pos - 1, 0, len(idx) - 1)], idx[np.clip(pos, 0, len(idx) - 1)]
+    return lm[np.where(np.abs(t - left) <= np.abs(right - t), left, right)]  # a tie: the earlier frame
 
 
 def landmark_features(landmarks: np.ndarray, time_weight: float = TIME_WEIGHT) -> np.ndarray:

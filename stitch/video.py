@@ -7,6 +7,7 @@ temporary file next to the target and renames it (``stitch.atomic``), so a failu
 
 from __future__ import annotations
 
+import itertools
 import logging
 import wave
 from collections.abc import Iterable, Iterator, Sequence
@@ -90,7 +91,8 @@ def read_frames(path: str | Path, start: int = 0, count: int | None = None, time
 
 
 def extract_audio(path: str | Path, out_wav: str | Path) -> bool:
-    """Decode the first audio stream to 16-bit PCM WAV at its own rate and channel count.
+    """Decode the first audio stream to 16-bit PCM WAV at its own rate and channel count (up to 2), written as it
+    decodes (atomically): memory does not grow with the length of the audio.
 
     Returns False (and writes nothing) when the video has no audio.
     """
@@ -100,16 +102,14 @@ def extract_audio(path: str | Path, out_wav: str | Path) -> bool:
         stream = c.streams.audio[0]
         rate = stream.codec_context.sample_rate
         channels = min(stream.codec_context.channels, 2)
-        layout = "stereo" if channels == 2 else "mono"
-        resampler = av.AudioResampler(format="s16", layout=layout, rate=rate)
-        chunks = []
-        for frame in c.decode(stream):
-            for rf in resampler.resample(frame):
-                chunks.append(rf.to_ndarray().reshape(-1))
-        for rf in resampler.resample(None):
-            chunks.append(rf.to_ndarray().reshape(-1))
-    samples = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
-    write_wav(out_wav, samples.reshape(-1, channels), rate)
+        resampler = av.AudioResampler(format="s16", layout="stereo" if channels == 2 else "mono", rate=rate)
+        with atomic_path(out_wav) as tmp, wave.open(str(tmp), "wb") as w:
+            w.setnchannels(channels)
+            w.setsampwidth(2)
+            w.setframerate(int(rate))
+            for frame in itertools.chain(c.decode(stream), [None]):  # None: the resampler's last samples
+                for rf in resampler.resample(frame):
+                    w.writeframes(np.ascontiguousarray(rf.to_ndarray().reshape(-1), np.int16).tobytes())
     return True
 
 

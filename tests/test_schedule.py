@@ -53,6 +53,15 @@ def test_gaps_take_the_nearest_detection():
     lm = np.arange(5 * 68 * 2, dtype=np.float64).reshape(5, 68, 2)
     lm[[1, 3, 4]] = np.nan
     np.testing.assert_array_equal(fill_gaps(lm)[[1, 3, 4]], lm[[0, 2, 2]])
+    # against the nearest-frame definition written out (a (T, T) table), ties to the earlier frame, random gaps
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 7, 60):
+        lm = rng.normal(size=(n, 68, 2))
+        lm[rng.random(n) < 0.6] = np.nan
+        lm[rng.integers(n)] = 0.0  # at least one frame with landmarks
+        ok = np.flatnonzero(np.isfinite(lm).all(axis=(1, 2)))
+        nearest = ok[np.abs(np.arange(n)[:, None] - ok[None]).argmin(axis=1)]
+        np.testing.assert_array_equal(fill_gaps(lm), lm[nearest])
 
 
 def test_lagging_frames_are_behind_and_spread():
