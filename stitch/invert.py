@@ -14,7 +14,6 @@ from stitch.tensors import batch_for, crops_to_tensor
 
 
 @torch.no_grad()
-@torch.no_grad()
 def invert_crops(encoder: Encoder4Editing, crops: np.ndarray, batch: int | None = None,
                  device: str | torch.device = "cpu", progress: bool = True) -> np.ndarray:
     """Pivots (N, num_ws, w_dim) float32 for crops (N, S, S, 3) uint8; crops resized to the encoder input,

@@ -46,11 +46,11 @@ def render(G: Generator, ws: np.ndarray | torch.Tensor, batch: int | None = None
     return torch.cat(outs) if outs else torch.zeros(0, 3, G.img_resolution, G.img_resolution)
 
 
-def render_crops(G: Generator, ws: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """(N, R, R, 3) uint8 crops of G at (N, num_ws, w_dim) latents, written batch by batch into ``out`` (made when
-    None): the float images of one batch at a time, never of all N. ``G`` is on its device."""
+def render_crops(G: Generator, ws: np.ndarray) -> np.ndarray:
+    """(N, R, R, 3) uint8 crops of G at (N, num_ws, w_dim) latents, converted batch by batch: the float images of
+    one batch at a time, never of all N. ``G`` is on its device."""
     res = G.img_resolution
-    out = np.zeros((len(ws), res, res, 3), np.uint8) if out is None else out
+    out = np.zeros((len(ws), res, res, 3), np.uint8)
     device = next(G.parameters()).device
     step = batch_for(res)
     for a in range(0, len(ws), step):
