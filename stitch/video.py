@@ -11,7 +11,7 @@ import itertools
 import logging
 import wave
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from fractions import Fraction
 from pathlib import Path
 
@@ -103,26 +103,30 @@ def extract_audio(path: str | Path, out_wav: str | Path) -> bool:
         rate = stream.codec_context.sample_rate
         channels = min(stream.codec_context.channels, 2)
         resampler = av.AudioResampler(format="s16", layout="stereo" if channels == 2 else "mono", rate=rate)
-        with atomic_path(out_wav) as tmp, wave.open(str(tmp), "wb") as w:
-            w.setnchannels(channels)
-            w.setsampwidth(2)
-            w.setframerate(int(rate))
+        with wav_writer(out_wav, channels, rate) as w:
             for frame in itertools.chain(c.decode(stream), [None]):  # None: the resampler's last samples
                 for rf in resampler.resample(frame):
                     w.writeframes(np.ascontiguousarray(rf.to_ndarray().reshape(-1), np.int16).tobytes())
     return True
 
 
+@contextmanager
+def wav_writer(path: str | Path, channels: int, rate: int) -> Iterator[wave.Wave_write]:
+    """An open 16-bit PCM WAV writer on ``path``'s temporary, renamed into place when the block ends without error
+    (``stitch.atomic``); ``writeframes`` takes interleaved int16 bytes."""
+    with atomic_path(path) as tmp, wave.open(str(tmp), "wb") as w:
+        w.setnchannels(int(channels))
+        w.setsampwidth(2)
+        w.setframerate(int(rate))
+        yield w
+
+
 def write_wav(path: str | Path, samples: np.ndarray, rate: int) -> None:
     """Write (N, channels) int16 samples as PCM WAV, atomically."""
     samples = np.ascontiguousarray(samples, dtype=np.int16)
     assert samples.ndim == 2 and samples.shape[1] in (1, 2), samples.shape
-    with atomic_path(path) as tmp:
-        with wave.open(str(tmp), "wb") as w:
-            w.setnchannels(samples.shape[1])
-            w.setsampwidth(2)
-            w.setframerate(int(rate))
-            w.writeframes(samples.tobytes())
+    with wav_writer(path, samples.shape[1], rate) as w:
+        w.writeframes(samples.tobytes())
 
 
 def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
