@@ -196,7 +196,7 @@ def _detect(fid, img: np.ndarray, long_side: int):
     found on the full image. None when neither has a face."""
     import dlib
 
-    from stitch.landmarks import detection_copy
+    from stitch.landmarks import detection_copy, full_size_box
 
     small, scale = detection_copy(img, long_side)
     rect = fid.detect(small)
@@ -204,7 +204,7 @@ def _detect(fid, img: np.ndarray, long_side: int):
         return rect
     if rect is None:
         return fid.detect(img)
-    return dlib.rectangle(*(int(round(v / scale)) for v in (rect.left(), rect.top(), rect.right(), rect.bottom())))
+    return dlib.rectangle(*full_size_box(rect, scale))
 
 
 def face_descriptor(

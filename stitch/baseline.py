@@ -37,12 +37,12 @@ def run(method: str, pack_dir, latents_npy, crops_npz, out_npz, generators=None,
     latents = Latents.load_shard(latents_npy, shard, shard_frames, valid.shape[1]).latents
     if method == "e4e":
         G = Pack.open(pack_dir).generator(device)
-        out = render_tracks(lambda f: G, latents, valid, res, device)
+        out = render_tracks(lambda f: G, latents, valid, res)
     elif method == "no_stitch":
         if generators is None:
             raise ValueError("baseline no_stitch needs the PTI generators")
         gens = load_bundle(generators, device)
-        out = render_tracks(lambda f: gens[f"face{f}"], latents, valid, res, device)
+        out = render_tracks(lambda f: gens[f"face{f}"], latents, valid, res)
     else:
         raise ValueError(f"baseline method must be e4e or no_stitch here, got {method!r}")
     FaceCrops(out, valid, {"method": method, "work": work(0, int(valid.sum()))}).save(out_npz)

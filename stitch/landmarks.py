@@ -32,6 +32,11 @@ def detection_copy(img: np.ndarray, long_side: int) -> tuple[np.ndarray, float]:
     return np.ascontiguousarray(cv2.resize(img, size, interpolation=cv2.INTER_AREA)), scale
 
 
+def full_size_box(rect, scale: float) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) in the full frame of a dlib rectangle found on :func:`detection_copy`'s copy."""
+    return tuple(int(round(v / scale)) for v in (rect.left(), rect.top(), rect.right(), rect.bottom()))
+
+
 class FaceLandmarker:
     """dlib frontal HOG detector (``upsample`` times up-sampled) + 68-point predictor on the full frame.
 
@@ -68,7 +73,7 @@ class FaceLandmarker:
         rects, scores, _ = self.detector.run(small, up, 0.0)
         dets = []
         for r, s in zip(rects, scores):
-            box = tuple(int(round(v / scale)) for v in (r.left(), r.top(), r.right(), r.bottom()))
+            box = full_size_box(r, scale)
             dets.append(Detection(box, float(s), self.landmarks_in_box(img, box)))
         return sorted(dets, key=lambda d: -d.score)
 

@@ -102,7 +102,7 @@ def render_faces(pack, pivots: np.ndarray, valid: np.ndarray, edits: dict, devic
     G = pack.generator(device)
     latents = {"_recon": pivots}
     latents.update({name: apply_edit(pivots, pack.directions, factors) for name, factors in edits.items()})
-    return {name: render_tracks(lambda f: G, w, valid, pack.resolution, device) for name, w in latents.items()}
+    return {name: render_tracks(lambda f: G, w, valid, pack.resolution) for name, w in latents.items()}
 
 
 def contact_sheet(rows: list[tuple[str, list[np.ndarray]]], titles: list[str], out_png) -> dict:

@@ -19,5 +19,5 @@ def run(generators, pivots_npy, crops_npz, out_npz, device="cpu", shard: int = 0
     gens = load_bundle(generators, device)
     data = Crops.load(crops_npz)
     pivots = Latents.load_shard(pivots_npy, shard, shard_frames, data.valid.shape[1]).latents
-    out = render_tracks(lambda f: gens[f"face{f}"], pivots, data.valid, data.crops.shape[-2], device)
+    out = render_tracks(lambda f: gens[f"face{f}"], pivots, data.valid, data.crops.shape[-2])
     FaceCrops(out, data.valid, {"work": work(0, int(data.valid.sum()))}).save(out_npz)

@@ -58,9 +58,10 @@ def render_crops(G: Generator, ws: np.ndarray) -> np.ndarray:
     return out
 
 
-def render_tracks(generator_for: Callable[[int], Generator], latents: np.ndarray, valid: np.ndarray, res: int,
-                  device="cpu") -> np.ndarray:
-    """(F, T, R, R, 3) uint8 crops: ``generator_for(f)`` rendered at ``latents[f, t]`` where ``valid[f, t]``."""
+def render_tracks(generator_for: Callable[[int], Generator], latents: np.ndarray, valid: np.ndarray,
+                  res: int) -> np.ndarray:
+    """(F, T, R, R, 3) uint8 crops: ``generator_for(f)`` (on its device) rendered at ``latents[f, t]`` where
+    ``valid[f, t]``."""
     assert latents.ndim == 4 and latents.shape[:2] == valid.shape, (latents.shape, valid.shape)
     out = np.zeros(valid.shape + (res, res, 3), np.uint8)
     for f in range(valid.shape[0]):
