@@ -167,14 +167,14 @@ REAL_SHARD = 100  # frames per shard: 125-354 frames a video, so 2-4 shards each
 @pytest.fixture(scope="module")
 def real_sharded(tmp_path_factory, shared_data):
     """The workflow on every real video of ../shared/data/videos at full length, in shards of 100 frames (2-4 per
-    video; smaller shards add jobs, and each job's start-up, not its frames, is most of this fixture's time): tiny
-    random pack, 1 PTI epoch, 1 stitching step (the shards, not the quality, are under test)."""
+    video): tiny random pack, 1 PTI epoch, 1 stitching step (the shards, not the quality, are under test)."""
     import yaml
 
     from wf import REPO, make_workdir, run_snakemake
 
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    extra = {"shard_frames": REAL_SHARD, "pti": {**cfg["pti"], "epochs": 1}, "stitching": {**cfg["stitching"], "max_steps": 1}}
+    extra = {"shard_frames": REAL_SHARD, "pti": {**cfg["pti"], "epochs": 1},
+             "stitching": {**cfg["stitching"], "max_steps": 1}}
     wd = make_workdir(tmp_path_factory.mktemp("real_sharded"), tmp_path_factory.mktemp("real_cache"), shared_data,
                       extra_config=extra)
     (wd / "config" / "samples.tsv").write_text("sample\tpath\n" + "".join(
