@@ -10,8 +10,8 @@ The maths (pure, tested in ``tests/test_metrics.py``):
   the two frames are adjacent in time (a dropped frame breaks the pair instead of joining its neighbours).
 * **PSNR**, **SSIM** and LPIPS of the reconstruction at crop resolution: :mod:`stitch.quality`.
 
-The stage (``run_source`` once per video, ``run`` per video × method × edit): dlib 128-d identity descriptors
-and the attribute probe (``stitch.probes``: age in years, P(male), landmark smile score) on every frame of the
+The stage (``run_source`` once per video, ``run`` per video × method × edit) joins the per-shard data of
+``stitch.describe`` (one job per shard of frames): dlib 128-d identity descriptors and the attribute probe (``stitch.probes``: age in years, P(male), landmark smile score) on every frame of the
 source and of the method's encoded edit; the descriptor distance to the source per frame; the method's
 reconstruction quality at crop resolution (its ``_recon`` crops against ``crop/{shard}.npz`` on valid faces:
 PSNR, SSIM, and LPIPS(alex) only when the pack ships LPIPS weights — otherwise the column is absent and the
@@ -26,19 +26,17 @@ unedited (no valid face quad; column ``edited`` = False) are measured like the o
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
-import time
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from stitch.atomic import atomic_path, save_npz, write_json
 from stitch.errors import StitchError
-from stitch.quality import shards_quality
-from stitch.stagefiles import Quads
+from stitch.describe import QUALITY, SEAM, join
+from stitch.stagefiles import Quads, shards_name
 
 log = logging.getLogger(__name__)
 
@@ -125,59 +123,12 @@ def _summary_value(v):
     return v
 
 
-def describe_frames(frames: Iterable[np.ndarray], probe, arcface=None, progress: bool = False,
-                    chunk: int = 8, detect_long_side: int = 0) -> dict[str, np.ndarray]:
-    """Per-frame identity descriptors + attributes: ``desc`` (T, 128) raw dlib (NaN rows = no face), ``found``,
-    ``landmarks`` (T, 68, 2), ``age``, ``p_male``, ``smile`` (NaN where no face), ``arcface`` when given.
-    ``frames`` (an array or an iterator of decoded frames) is described ``chunk`` frames at a time, so a video is
-    never held whole in memory. ``detect_long_side``: faces are detected on copies scaled down to it
-    (``stitch.attributes.face_descriptor``; the video's ``landmarks.detect_long_side``)."""
-    from stitch.probes import attributes, frame_descriptors
-    from stitch.progress import tqdm
-
-    parts = []
-    frames = iter(tqdm(frames, desc="describe", unit="frame", disable=not progress, mininterval=10))
-    while block := list(itertools.islice(frames, chunk)):
-        desc, found, lm = frame_descriptors(np.stack(block), detect_long_side=detect_long_side)
-        found = np.asarray(found, bool)
-        part = {"desc": np.asarray(desc, np.float64), "found": found, "landmarks": np.asarray(lm, np.float64)}
-        if arcface is not None:
-            part["arcface"] = arcface.embed_many(block, landmarks=np.where(found[:, None, None], lm, np.nan),
-                                                 progress=False)
-        parts.append(part)
-    if not parts:
-        raise StitchError("describe_frames: no frames")
-    out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    arc = {"arcface": out.pop("arcface")} if "arcface" in out else {}
-    return {**out, **attributes(probe, out["desc"], out["found"], out["landmarks"]), **arc}
-
-
-def _arcface(pack_dir, device="cpu"):
-    from stitch.packs import Pack
-
-    pack = Pack.open(pack_dir)
-    if not pack.has("arcface"):
-        return None
-    from stitch.dlib_models import dlib_landmarks
-    from stitch.models.face_id import ArcFaceID
-
-    return ArcFaceID.from_file(pack.path("arcface"), device, landmarks_of=dlib_landmarks)
-
-
-def run_source(video, pack_dir, probe_path, out_npz, device="cpu", detect_long_side: int = 0) -> None:
-    """Stage ``metrics_source``: descriptors and attributes of every source frame, computed once per video.
-
-    ``probe_path``: the attribute probe's weights, its ``.json`` beside them (the rules pass the shipped
-    ``resources/probes/attributes.safetensors`` as an input). ``detect_long_side``: as :func:`describe_frames`."""
-    from stitch.probes import AttributeProbe
-    from stitch.video import iter_frames
-
-    t0 = time.time()
-    d = describe_frames(iter_frames(video), AttributeProbe.load(probe_path), _arcface(pack_dir, device), True,
-                        detect_long_side=detect_long_side)
+def run_source(shards: Sequence, out_npz) -> None:
+    """Stage ``metrics_source``: the source's ``describe_source`` shards (``stitch.describe``) joined into one
+    ``source.npz``: descriptors and attributes of every source frame, shared by all edits of the video."""
+    d = join(shards, "describe_source")
     save_npz(out_npz, **d)
-    n = len(d["found"])
-    log.info("source: %d frames, face found on %d, %.2f s/frame", n, int(d["found"].sum()), (time.time() - t0) / n)
+    log.info("source: %d frames, face found on %d", len(d["found"]), int(d["found"].sum()))
 
 
 def per_frame_table(src: dict, edit: dict, edited: np.ndarray, quality: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -230,38 +181,28 @@ def summarise(df: pd.DataFrame, src: dict, edit: dict, meta: dict, notes: list[s
     return {k: _summary_value(v) for k, v in s.items()}
 
 
-def run(source_npz, edited_video, crops_npz, recon_npz, quads_npz, pack_dir, probe_path, out_csv, out_json,
-        meta: dict, device="cpu", seam: dict | None = None, calibration_json=None, detect_long_side: int = 0) -> dict:
-    """Stage ``metrics`` for one video × method × edit: per-frame CSV and summary JSON. ``seam``: {"video": the
-    source video, "masks": masks.npz, "feather": the paste setting} adds the seam and sharpness columns.
-    ``probe_path``: as :func:`run_source`. ``calibration_json``: an edit with targets' ``calibrate/{edit}.json``
-    adds the target vs reached columns (:func:`stitch.targets.report_columns`). ``detect_long_side``: as
-    :func:`describe_frames` (the source's descriptors were found the same way)."""
+def run(source_npz, describe_npz: Sequence, quads_npz, pack_dir, out_csv, out_json, meta: dict,
+        calibration_json=None) -> dict:
+    """Stage ``metrics`` for one video × method × edit: per-frame CSV and summary JSON from the source's
+    descriptors (``metrics_source``) and the edited video's ``describe`` shards (``stitch.describe``: descriptors,
+    reconstruction quality, seam columns). ``calibration_json``: an edit with targets' ``calibrate/{edit}.json``
+    adds the target vs reached columns (:func:`stitch.targets.report_columns`)."""
     from stitch.packs import Pack
-    from stitch.probes import AttributeProbe
-    from stitch.video import iter_frames
 
-    t0 = time.time()
     src = dict(np.load(source_npz))
-    arcface = _arcface(pack_dir, device) if "arcface" in src else None
-    edit = describe_frames(iter_frames(edited_video), AttributeProbe.load(probe_path), arcface, True,
-                           detect_long_side=detect_long_side)
+    edit = join(describe_npz, f"describe of {meta}")
     if len(edit["found"]) != len(src["found"]):
-        raise StitchError(f"{edited_video}: {len(edit['found'])} frames, the source has {len(src['found'])}")
+        raise StitchError(f"{shards_name(describe_npz)}: {len(edit['found'])} frames, the source has "
+                          f"{len(src['found'])}; rerun describe")
     notes = []
     pack = Pack.open(pack_dir)
-    lpips_net = pack.lpips(device)
-    if lpips_net is None:
+    if not pack.has_lpips:
         notes.append(f"no LPIPS: pack {pack.name} ships no LPIPS weights (column recon_lpips omitted)")
-    if arcface is None:
+    if "arcface" not in edit:
         notes.append(f"no ArcFace: pack {pack.name} ships no ArcFace weights (identity = dlib descriptors only)")
-    quality = shards_quality(crops_npz, recon_npz, lpips_net)
-    edited = Quads.load(quads_npz).valid.any(axis=0)
-    df = per_frame_table(src, edit, edited, quality)
-    if seam is not None:
-        from stitch.seam import seam_table
-
-        df = df.join(seam_table(seam["video"], edited_video, seam["masks"], quads_npz, seam["feather"]))
+    quality = {k[len(QUALITY):]: edit.pop(k) for k in [k for k in edit if k.startswith(QUALITY)]}
+    seam = pd.DataFrame({k: edit.pop(k) for k in SEAM if k in edit})
+    df = per_frame_table(src, edit, Quads.load(quads_npz).valid.any(axis=0), quality).join(seam)
     summary = summarise(df, src, edit, meta, notes)
     if calibration_json is not None:
         import json
@@ -272,7 +213,6 @@ def run(source_npz, edited_video, crops_npz, recon_npz, quads_npz, pack_dir, pro
         faces = df["found_src"] & df["found_edit"]
         summary.update(report_columns(json.loads(Path(calibration_json).read_text()), summary,
                                       df.loc[faces, "p_male_edit"].to_numpy()))
-    summary["seconds"] = round(time.time() - t0, 3)
     with atomic_path(out_csv) as tmp:
         df.to_csv(tmp, index=False, float_format="%.6g")
     write_json(out_json, summary, newline=True)

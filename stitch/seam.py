@@ -73,15 +73,15 @@ def frame_measures(out: np.ndarray, src: np.ndarray, alpha: np.ndarray, outside_
     return res
 
 
-def video_alphas(masks_npz, quads_npz, feather: bool, shape) -> Iterator[np.ndarray]:
+def video_alphas(masks_npz, quads_npz, feather: bool, shape, start: int = 0) -> Iterator[np.ndarray]:
     """Yield per frame the paste's opacity (H, W) float32 (max over the face tracks; 0 where no face is pasted);
-    ``masks_npz``: the masks' shard files (or one file)."""
+    ``masks_npz``: the masks' shard files (or one file), their first frame the video's frame ``start``."""
     from stitch.paste import feather as feather_alpha
     from stitch.paste import feather_radius, frame_alpha
     from stitch.stagefiles import Masks, Quads, shard_paths
 
     q = Quads.load(quads_npz)
-    t = 0
+    t = start
     for path in shard_paths(masks_npz):  # a shard's masks at a time
         full = Masks.load(path, ("full_mask",))["full_mask"]
         radius = feather_radius(full.shape[-1]) if feather else 0
@@ -96,15 +96,20 @@ def video_alphas(masks_npz, quads_npz, feather: bool, shape) -> Iterator[np.ndar
             t += 1
 
 
-def seam_table(source_video, edited_video, masks_npz, quads_npz, feather: bool = True) -> pd.DataFrame:
-    """Per-frame seam_mse, seam_grad, sharpness_ratio of an edited video against its source."""
+def seam_table(source_video, edited_video, masks_npz, quads_npz, feather: bool, info: dict,
+               frames: tuple[int, int]) -> pd.DataFrame:
+    """Per-frame seam_mse, seam_grad, sharpness_ratio of an edited video against its source, frames = (start,
+    stop) of both (``info``: the source's ``frames/info.json``, to seek; ``masks_npz``: the masks of exactly those
+    frames, one shard's)."""
     from stitch.errors import StitchError
-    from stitch.video import iter_frames, probe
+    from stitch.segments import source_frames
+    from stitch.video import probe
 
-    info = probe(source_video)
-    alphas = video_alphas(masks_npz, quads_npz, feather, (info.height, info.width))
+    src_frames, out_frames = (source_frames(v, info, *frames) for v in (source_video, edited_video))
+    size = probe(source_video)
+    alphas = video_alphas(masks_npz, quads_npz, feather, (size.height, size.width), frames[0])
     rows = []
-    for t, (src, out) in enumerate(zip(iter_frames(source_video), iter_frames(edited_video))):
+    for src, out in zip(src_frames, out_frames):
         if src.shape != out.shape:
             raise StitchError(f"{edited_video}: frame size {out.shape[:2]} differs from the source's {src.shape[:2]}")
         a = next(alphas, None)

@@ -51,7 +51,7 @@ def stage_benchmarks(method: str, edit: str) -> dict[str, list[str]]:
         b["render"] = []
     b["paste"] = [f"paste_{method}_{edit}"]
     b["encode"] = [f"encode_{method}_{edit}"]
-    b["metrics"] = ["metrics_source", f"metrics_{method}_{edit}"]
+    b["metrics"] = ["describe_source", "metrics_source", f"describe_{method}_{edit}", f"metrics_{method}_{edit}"]
     return b
 
 
@@ -117,7 +117,7 @@ def build(summaries: list[dict], bench_dirs: dict[str, str], work: dict | None =
     """(metrics, methods, timings) tables from the metric summaries, the benchmark folders per video and the
     stages' work records (``work``: {"files": {"video/method/edit": [stats files]}, "edits": n})."""
     metrics = pd.DataFrame(summaries)
-    metrics = metrics.drop(columns=[c for c in ("notes", "seconds") if c in metrics])  # seconds: spf_metrics
+    metrics = metrics.drop(columns=[c for c in ("notes",) if c in metrics])
     tim = pd.concat([timings(bench_dirs[s["video"]], s["video"], s["method"], s["edit"]).assign(frames=s["frames"])
                      for s in summaries], ignore_index=True)
     tim["s_per_frame"] = tim["seconds"] / tim["frames"]

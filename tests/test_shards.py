@@ -154,6 +154,38 @@ def test_a_lost_shard_reruns_alone(sharded, tmp_path):
     assert sorted((r, wc.get("shard")) for r, wc in jobs) == [("encode", None), ("paste", "0002")], jobs
 
 
+@pytest.mark.slow
+def test_metrics_join_describe_shards_equal_to_one_pass(sharded):
+    """The evaluation describes a video one shard per job (rules describe_source / describe); joined by metrics,
+    the shards equal describing the whole encoded video in one pass (same decoded frames: segments start on
+    keyframes), and the per-frame CSV carries them."""
+    import pandas as pd
+
+    from stitch.describe import join, run
+    from wf import REPO, run_snakemake
+
+    run_snakemake(sharded, "results/clip/metrics/stit/older.csv")
+    res = sharded / "results" / "clip"
+    for part in ("source", "stit/older"):
+        assert sorted(p.name for p in (res / "describe" / part).iterdir()) == [f"000{k}.npz" for k in range(4)]
+    assert len(list((res / "benchmarks").glob("describe_stit_older_000?.tsv"))) == 4
+    shards = sorted((res / "describe" / "stit" / "older").glob("*.npz"))
+    joined = join(shards, "test")
+    whole = sharded / "whole.npz"
+    files = lambda stage: sorted((res / stage).glob("*.npz"))
+    run(sharded / "inputs" / "clip.mp4", res / "encode" / "stit" / "older.mp4", res / "frames" / "info.json", 0,
+        None, files("crop"), files("recon"), files("masks"), res / "align" / "quads.npz", sharded / "pack",
+        REPO / "resources" / "probes" / "attributes.safetensors", whole)
+    one = dict(np.load(whole))
+    assert sorted(one) == sorted(joined) and len(one["found"]) == 33
+    for k, v in one.items():
+        np.testing.assert_array_equal(joined[k], v, err_msg=k)
+    df = pd.read_csv(res / "metrics" / "stit" / "older.csv")
+    np.testing.assert_allclose(df["seam_mse"], one["seam_mse"], rtol=1e-5)
+    np.testing.assert_allclose(df["recon_psnr"], one["quality_psnr"], rtol=1e-5)
+    assert (df["found_edit"] == one["found"]).all()
+
+
 def test_frames_info_counts_decoded_frames_for_the_shards(sharded):
     info = json.loads((sharded / "results" / "clip" / "frames" / "info.json").read_text())
     assert num_shards(info["num_frames"], 10) == 4 == len(list(

@@ -114,8 +114,8 @@ def test_edit_change_reruns_only_that_edit(done, tmp_path):
     jobs = planned_jobs(wd)
     rules = sorted(r for r, _ in jobs if r != "all")
     # the edit's own stages and its metrics; figures, tables and the review pages gather every edit of the video
-    assert rules == ["edit", "encode", "figures", "metrics", "paste", "review", "review_index", "stitching",
-                     "tables"], jobs
+    assert rules == ["describe", "edit", "encode", "figures", "metrics", "paste", "review", "review_index",
+                     "stitching", "tables"], jobs
     gathering = ("all", "figures", "tables", "review", "review_index")
     assert all(wc.get("edit") == "older" for r, wc in jobs if r not in gathering), jobs
 
@@ -124,10 +124,10 @@ def test_pti_change_reruns_pti_and_descendants(done, tmp_path):
     wd = copy_workdir(done, tmp_path / "wd")
     edit_config(wd, lambda c: c["pti"].update(epochs=3))
     rules = {r for r, _ in planned_jobs(wd)}
-    # the source-side metrics (metrics_source) and the review page's source video do not depend on PTI;
-    # settings.yaml records the new value
+    # the source-side metrics (describe_source, metrics_source) and the review page's source video do not depend
+    # on PTI; settings.yaml records the new value
     assert rules == {"settings", "pti", "recon", "stitching", "paste_recon", "paste", "encode", "encode_recon",
-                     "metrics", "figures", "tables", "review", "review_index", "all"}, rules
+                     "describe", "metrics", "figures", "tables", "review", "review_index", "all"}, rules
 
 
 def test_failed_job_leaves_nothing_stale(done, tmp_path):

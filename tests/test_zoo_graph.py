@@ -60,7 +60,7 @@ def test_forced_rerun_of_default_target_schedules_no_training(forced):
 def test_evaluation_reads_the_shipped_probe(forced):
     _, inputs = forced
     pack = str(REPO / "resources" / "models" / "demo" / "pack.yaml")
-    for rule in ("metrics_source", "metrics"):
+    for rule in ("describe_source", "describe"):
         assert inputs[rule] and all(PROBE_FILES | {pack} <= files for files in inputs[rule]), (rule, inputs[rule])
 
 

@@ -124,9 +124,14 @@ class Pack:
 
         return load_native(self.path("encoder"), device=device, kind="encoder")
 
+    @property
+    def has_lpips(self) -> bool:
+        """The pack ships both LPIPS files (:meth:`lpips`)."""
+        return self.has("lpips_backbone") and self.has("lpips_heads")
+
     def lpips(self, device: str | torch.device = "cpu"):
         """LPIPS(alex) when the pack ships both its files, else None (callers fall back and say so)."""
-        if not (self.has("lpips_backbone") and self.has("lpips_heads")):
+        if not self.has_lpips:
             return None
         from stitch.models.lpips import load_lpips
 

@@ -539,16 +539,27 @@ def evaluation_outputs(methods, paper=False):
     return out + list(table_files(paper).values())
 
 
+def describe_inputs(wc):
+    """The describe rule's inputs (one shard of one video x method x edit)."""
+    shard = lambda pattern: pattern.format(video=wc.video, shard=wc.shard)
+    return {
+        "video": encoded_path(wc.video, wc.method, wc.edit),
+        "source_video": video_path(wc),  # seam / sharpness columns (stitch.seam)
+        "crops": shard(R("crop", "{shard}.npz")),
+        "recon": shard(method_crops(wc.video, wc.method, "_recon")),
+        "masks": shard(R("masks", "{shard}.npz")),
+        "quads": R("align", "quads.npz").format(video=wc.video),
+        "pack": pack_files(wc),
+    }
+
+
 def metrics_inputs(wc):
     return {
         "source": R("metrics", "source.npz").format(video=wc.video),
-        "video": encoded_path(wc.video, wc.method, wc.edit),
-        "crops": shard_paths(R("crop", "{shard}.npz"), wc.video),
-        "recon": shard_paths(method_crops(wc.video, wc.method, "_recon"), wc.video),
+        "describe": shard_paths(R("describe", "{method}", "{edit}", "{shard}.npz"), wc.video, method=wc.method,
+                                edit=wc.edit),
         "quads": R("align", "quads.npz").format(video=wc.video),
         "pack": pack_files(wc),
-        "source_video": video_path(wc),  # seam / sharpness columns (stitch.seam)
-        "masks": shard_paths(R("masks", "{shard}.npz"), wc.video),
         **({"calibration": R("calibrate", "{edit}.json").format(video=wc.video, edit=wc.edit)}
            if wc.edit in config["edits"] and EDIT_TARGETS[wc.edit] else {}),  # target vs reached columns
     }

@@ -6,21 +6,26 @@
 # results/tables/paper/*.csv). Helper functions: common.smk (section Evaluation).
 
 
-rule metrics_source:
-    """Identity descriptors and attribute probes of the source frames, once per video (shared by all edits)."""
+rule describe_source:
+    """One shard of the source frames: identity descriptors and attribute probes (stitch.describe), once per video
+    (shared by all edits)."""
     input:
         video=video_path,
+        info=R("frames", "info.json"),
         pack=pack_files,
         **PROBE,
     output:
-        source=R("metrics", "source.npz"),
+        describe=R("describe", "source", "{shard}.npz"),
     log:
-        R("logs", "metrics_source.log"),
+        R("logs", "describe_source_{shard}.log"),
     benchmark:
-        R("benchmarks", "metrics_source.tsv")
+        R("benchmarks", "describe_source_{shard}.tsv")
+    wildcard_constraints:
+        shard=SHARD,
     params:
         pack=lambda wc: pack_dir(wc.video),
         detect_long_side=lambda wc: setting(wc.video, "landmarks", "detect_long_side"),
+        shard_frames=lambda wc: shard_frames(wc.video),
     threads: 1
     resources:
         mem_mb=4000,
@@ -28,15 +33,64 @@ rule metrics_source:
     conda:
         "../../envs/stitch.yaml"
     script:
+        "../../scripts/describe_source.py"
+
+
+rule metrics_source:
+    """The source's describe shards joined: descriptors and attributes of every source frame."""
+    input:
+        shards=shard_files(R("describe", "source", "{shard}.npz")),
+    output:
+        source=R("metrics", "source.npz"),
+    log:
+        R("logs", "metrics_source.log"),
+    benchmark:
+        R("benchmarks", "metrics_source.tsv")
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/stitch.yaml"
+    script:
         "../../scripts/metrics_source.py"
+
+
+rule describe:
+    """One shard of a method's encoded edit: identity descriptors and attribute probes of its frames, the method's
+    reconstruction quality at crop resolution and the seam columns (stitch.describe)."""
+    input:
+        unpack(describe_inputs),
+        info=R("frames", "info.json"),
+        **PROBE,
+    output:
+        describe=R("describe", "{method}", "{edit}", "{shard}.npz"),
+    log:
+        R("logs", "describe_{method}_{edit}_{shard}.log"),
+    benchmark:
+        R("benchmarks", "describe_{method}_{edit}_{shard}.tsv")
+    wildcard_constraints:
+        shard=SHARD,
+    params:
+        pack=lambda wc: pack_dir(wc.video),
+        feather=lambda wc: setting(wc.video, "paste", "feather"),
+        detect_long_side=lambda wc: setting(wc.video, "landmarks", "detect_long_side"),
+        shard_frames=lambda wc: shard_frames(wc.video),
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../../envs/stitch.yaml"
+    script:
+        "../../scripts/describe.py"
 
 
 rule metrics:
     """TL-ID/TG-ID, identity distance, probe deltas, seam error and sharpness per frame + the method's
-    reconstruction PSNR/SSIM(/LPIPS)."""
+    reconstruction PSNR/SSIM(/LPIPS), from the describe shards."""
     input:
         unpack(metrics_inputs),
-        **PROBE,
     output:
         frames=R("metrics", "{method}", "{edit}.csv"),
         summary=R("metrics", "{method}", "{edit}.json"),
@@ -46,12 +100,10 @@ rule metrics:
         R("benchmarks", "metrics_{method}_{edit}.tsv")
     params:
         pack=lambda wc: pack_dir(wc.video),
-        feather=lambda wc: setting(wc.video, "paste", "feather"),
-        detect_long_side=lambda wc: setting(wc.video, "landmarks", "detect_long_side"),
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=2000,
+        runtime=10,
     conda:
         "../../envs/stitch.yaml"
     script:
