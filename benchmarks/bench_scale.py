@@ -30,7 +30,8 @@ a file missing from the logs falls back to the longest rule name of ``workflow/r
 Prints, per pack, rule x size peak RSS and seconds with growth factors (largest size / smallest), the runs, then
 the issue's bars as PASS / FAIL lines. Writes ``<work>/table.md``, ``<work>/bench_scale.csv`` (per rule) and
 ``<work>/bench_scale_runs.csv``. A size whose ``runs/<pack>_<frames>/run.json`` exists (same source, loop period,
-shard_frames and schedule) is not run again; ``--skip-run`` only rebuilds the tables of the sizes given from those.
+shard_frames and schedule) is not run again; a stopped one (``attempts.json``, no ``run.json``) is resumed, the
+wall times of its attempts summed; ``--skip-run`` only rebuilds the tables of the sizes given from those.
 """
 
 from __future__ import annotations
@@ -123,7 +124,9 @@ def intermediate_bytes(sample_dir: Path) -> dict[str, int]:
 
 def run_size(work: Path, a, pack_label: str, pack: str, frames: int, period: int) -> None:
     """One size from a clean work folder; its ``run.json`` (wall time, disk) marks it done: run again only when the
-    source, the loop period, shard_frames or the schedule differ."""
+    source, the loop period, shard_frames or the schedule differ. A run stopped before its end (``attempts.json``
+    with the same setup) is resumed: Snakemake reruns only the unfinished jobs, and the wall times of the attempts
+    are summed (``attempts`` > 1 in ``run.json``)."""
     run = work / "runs" / f"{pack_label}_{frames}"
     epochs, steps = (a.epochs_1024, a.steps_1024) if pack_label != "demo" else (2, 2)
     setup = {"source": a.source, "period": period, "shard_frames": a.shard_frames, "pti_epochs": epochs,
@@ -132,15 +135,24 @@ def run_size(work: Path, a, pack_label: str, pack: str, frames: int, period: int
         print(f"{run.name}: measured already ({run / 'run.json'}; delete the folder to measure again)", flush=True)
         return
     clip = build_input(work, a.source, period, frames)
-    shutil.rmtree(run, ignore_errors=True)
     sample = f"{a.source}_{frames}"
-    write_config(run, sample, clip, pack, a.shard_frames, epochs, steps)
+    attempts = run / "attempts.json"
+    before = json.loads(attempts.read_text()) if attempts.is_file() else {}
+    if before.get("setup") != setup:
+        shutil.rmtree(run, ignore_errors=True)
+        write_config(run, sample, clip, pack, a.shard_frames, epochs, steps)
+        before = {"setup": setup, "walls": []}
+    else:
+        print(f"{run.name}: resuming a stopped run ({len(before['walls'])} attempts before)", flush=True)
     t0 = time.perf_counter()
-    snakemake(run, "all", cores=a.cores)
-    wall = time.perf_counter() - t0
+    try:
+        snakemake(run, "all", cores=a.cores)
+    finally:
+        attempts.write_text(json.dumps({**before, "walls": [*before["walls"], time.perf_counter() - t0]}) + "\n")
+    walls = json.loads(attempts.read_text())["walls"]
     disk = intermediate_bytes(run / "results" / sample)
     info = {"pack": pack_label, "frames": frames, "sample": sample, "edits": len(EDITS), "setup": setup,
-            "wall_s": wall, "intermediate_bytes": disk}
+            "wall_s": sum(walls), "attempts": len(walls), "intermediate_bytes": disk}
     (run / "run.json").write_text(json.dumps(info, indent=1) + "\n")
 
 
@@ -211,7 +223,8 @@ def collect(work: Path, wanted: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
         kept = {k: v for k, v in info["intermediate_bytes"].items() if k not in EXCLUDED}
         disk = sum(kept.values())
         runs.append({"pack": info["pack"], "frames": info["frames"], "jobs": int(rules["jobs"].sum()),
-                     "wall_s": info["wall_s"], "wall_s_per_frame": info["wall_s"] / info["frames"],
+                     "attempts": info.get("attempts", 1), "wall_s": info["wall_s"],
+                     "wall_s_per_frame": info["wall_s"] / info["frames"],
                      "rule_seconds": rules["seconds"].sum(), "max_rule_rss_mb": rules["peak_rss_mb"].max(),
                      "intermediate_mb": disk / MB,
                      "mb_per_frame_per_edit": disk / MB / info["frames"] / info["edits"],
