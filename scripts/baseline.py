@@ -3,9 +3,9 @@
 import _repo  # noqa: F401  (puts the repo on sys.path)
 
 from stitch.baseline import run
-from stitch.smk import setup
+from stitch.smk import setup_torch
 
-device = setup(snakemake)
+device = setup_torch(snakemake)
 i = snakemake.input
 run(snakemake.wildcards.method, snakemake.params.pack, i.latents, i.crops, snakemake.output.crops,
     generators=i.get("generators"), device=device, shard=int(snakemake.wildcards.shard),

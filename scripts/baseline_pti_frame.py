@@ -3,9 +3,9 @@
 import _repo  # noqa: F401  (puts the repo on sys.path)
 
 from stitch.baseline import run_pti_frame
-from stitch.smk import setup
+from stitch.smk import setup_torch
 
-device = setup(snakemake)
+device = setup_torch(snakemake)
 i, p = snakemake.input, snakemake.params
 run_pti_frame(p.pack, i.pivots, i.crops, dict(zip(p.edits, i.latents)), p.settings,
               dict(zip(["_recon", *p.edits], snakemake.output.crops)), device=device,

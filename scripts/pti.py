@@ -3,8 +3,8 @@
 import _repo  # noqa: F401  (puts the repo on sys.path)
 
 from stitch.pti import run
-from stitch.smk import setup
+from stitch.smk import setup_torch
 
-device = setup(snakemake)
+device = setup_torch(snakemake)
 run(snakemake.input.crops, snakemake.input.pivots, snakemake.input.tracks, snakemake.params.pack, snakemake.params.settings,
     snakemake.output.generators, snakemake.output.stats, device=device)

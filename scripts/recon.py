@@ -3,9 +3,9 @@
 import _repo  # noqa: F401  (puts the repo on sys.path)
 
 from stitch.recon import run
-from stitch.smk import setup
+from stitch.smk import setup_torch
 
-device = setup(snakemake)
+device = setup_torch(snakemake)
 i = snakemake.input
 run(i.generators, i.pivots, i.crops, snakemake.output.crops, device=device, shard=int(snakemake.wildcards.shard),
     shard_frames=snakemake.params.shard_frames)

@@ -2,8 +2,8 @@
 
 import _repo  # noqa: F401  (puts the repo on sys.path)
 
-from stitch.smk import setup
+from stitch.smk import setup_torch
 from stitch.zoo.directions import run
 
-device = setup(snakemake)
+device = setup_torch(snakemake)
 run(snakemake.input.data, snakemake.input.encoder, snakemake.output.directions, snakemake.output.stats, device=device)

@@ -12,8 +12,6 @@ import shutil
 import sys
 from pathlib import Path
 
-import torch
-
 from stitch.errors import StitchError
 from stitch.memory import fixed_mmap_threshold
 
@@ -75,7 +73,7 @@ def resource_error_line(exc: BaseException) -> str | None:
     full, read-only or forbidden disk (naming the output); None for anything else."""
     rule, outputs = _JOB["rule"], [str(o) for o in _JOB["outputs"]]
     for e in _chain(exc):
-        oom = getattr(getattr(torch, "cuda", None), "OutOfMemoryError", ())
+        oom = getattr(getattr(sys.modules.get("torch"), "cuda", None), "OutOfMemoryError", ())  # if torch is in use
         if isinstance(e, (MemoryError, oom)) or "can't allocate memory" in str(e):
             return (f"rule {rule}: out of memory (resources: mem_mb={_JOB['mem_mb']}); run fewer jobs at once "
                     "(--cores / --resources mem_mb=...), use a shorter clip, or a machine with more memory")
@@ -130,10 +128,7 @@ def _log_peak_rss(handler: logging.Handler) -> None:
     handler.handle(logging.LogRecord("stitch", logging.INFO, __file__, 0, "peak RSS %.1f MB", (peak_rss_mb(),), None))
 
 
-def setup(snakemake) -> torch.device:
-    """Log to the rule's ``log:`` file (and stderr), use the rule's threads, pick CUDA when present, keep large
-    buffers out of the heap (:func:`fixed_mmap_threshold`); the job's exact peak RSS is the log's last line
-    (``peak RSS <MB> MB``: Snakemake's benchmark ``max_rss`` is sampled about once a second)."""
+def _configure(snakemake) -> None:
     sys.excepthook = _one_line_user_errors  # first: opening the log file may fail (full or read-only disk)
     fixed_mmap_threshold()
     logging.raiseExceptions = False  # a log file on a full disk must not print logging's own traceback
@@ -145,6 +140,23 @@ def setup(snakemake) -> torch.device:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         handlers=handlers, force=True)
     logging.captureWarnings(True)  # Python warnings into the log too
+
+
+def setup(snakemake) -> None:
+    """Log to the rule's ``log:`` file (and stderr), keep large buffers out of the heap
+    (:func:`fixed_mmap_threshold`); the job's exact peak RSS is the log's last line (``peak RSS <MB> MB``:
+    Snakemake's benchmark ``max_rss`` is sampled about once a second). Does not import torch (a rule that needs a
+    device calls :func:`setup_torch`); a library that imports it later gets the rule's threads from
+    ``OMP_NUM_THREADS``, which Snakemake sets for every job."""
+    _configure(snakemake)
+    logging.getLogger("stitch").info("rule %s with %d threads", snakemake.rule, snakemake.threads)
+
+
+def setup_torch(snakemake):
+    """:func:`setup` for a rule that runs torch models: the rule's threads, CUDA when present; returns the device."""
+    _configure(snakemake)
+    import torch
+
     torch.set_num_threads(max(1, int(snakemake.threads)))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     logging.getLogger("stitch").info("rule %s on %s with %d threads", snakemake.rule, device, snakemake.threads)

@@ -22,7 +22,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 RULES = REPO / "workflow" / "rules"
-EVALUATION = ("stitch.metrics", "stitch.quality", "stitch.figures", "stitch.tables", "stitch.probes")
+EVALUATION = ("stitch.metrics", "stitch.describe", "stitch.seam", "stitch.quality", "stitch.figures", "stitch.tables",
+              "stitch.probes")
 ZOO = ("stitch.zoo",)  # plus any stitch.zoo_* module (see is_zoo)
 NON_STAGE_RULE_FILES = {"evaluation.smk": "evaluation", "zoo.smk": "zoo"}
 
