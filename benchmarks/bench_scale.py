@@ -126,7 +126,8 @@ def run_size(work: Path, a, pack_label: str, pack: str, frames: int, period: int
     """One size from a clean work folder; its ``run.json`` (wall time, disk) marks it done: run again only when the
     source, the loop period, shard_frames or the schedule differ. A run stopped before its end (``attempts.json``
     with the same setup) is resumed: Snakemake reruns only the unfinished jobs, and the wall times of the attempts
-    are summed (``attempts`` > 1 in ``run.json``)."""
+    are summed (``attempts`` > 1 in ``run.json``; an attempt killed outright has no wall time:
+    ``attempts_wall_unknown``)."""
     run = work / "runs" / f"{pack_label}_{frames}"
     epochs, steps = (a.epochs_1024, a.steps_1024) if pack_label != "demo" else (2, 2)
     setup = {"source": a.source, "period": period, "shard_frames": a.shard_frames, "pti_epochs": epochs,
@@ -144,6 +145,7 @@ def run_size(work: Path, a, pack_label: str, pack: str, frames: int, period: int
         before = {"setup": setup, "walls": []}
     else:
         print(f"{run.name}: resuming a stopped run ({len(before['walls'])} attempts before)", flush=True)
+    attempts.write_text(json.dumps({**before, "walls": [*before["walls"], None]}) + "\n")  # None: killed before its end
     t0 = time.perf_counter()
     try:
         snakemake(run, "all", cores=a.cores)
@@ -152,7 +154,8 @@ def run_size(work: Path, a, pack_label: str, pack: str, frames: int, period: int
     walls = json.loads(attempts.read_text())["walls"]
     disk = intermediate_bytes(run / "results" / sample)
     info = {"pack": pack_label, "frames": frames, "sample": sample, "edits": len(EDITS), "setup": setup,
-            "wall_s": sum(walls), "attempts": len(walls), "intermediate_bytes": disk}
+            "wall_s": sum(w for w in walls if w is not None), "attempts": len(walls),
+            "attempts_wall_unknown": sum(w is None for w in walls), "intermediate_bytes": disk}
     (run / "run.json").write_text(json.dumps(info, indent=1) + "\n")
 
 
@@ -223,7 +226,8 @@ def collect(work: Path, wanted: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
         kept = {k: v for k, v in info["intermediate_bytes"].items() if k not in EXCLUDED}
         disk = sum(kept.values())
         runs.append({"pack": info["pack"], "frames": info["frames"], "jobs": int(rules["jobs"].sum()),
-                     "attempts": info.get("attempts", 1), "wall_s": info["wall_s"],
+                     "attempts": info.get("attempts", 1), "wall_unknown": info.get("attempts_wall_unknown", 0),
+                     "wall_s": info["wall_s"],
                      "wall_s_per_frame": info["wall_s"] / info["frames"],
                      "rule_seconds": rules["seconds"].sum(), "max_rule_rss_mb": rules["peak_rss_mb"].max(),
                      "intermediate_mb": disk / MB,
