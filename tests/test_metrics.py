@@ -220,3 +220,20 @@ def test_workflow_metrics_figures_tables_report(evaluated):
         assert img is not None and img.shape[0] > 200 and img.shape[1] > 300, name
     report = evaluated / "report.html"
     assert report.is_file() and report.stat().st_size > 0
+
+
+def test_global_means_blockwise_equal_the_full_matrices():
+    """TG-ID and the global means, computed a block of rows at a time (memory block x T), equal the T x T definition
+    (R = S_edit / S_src over all pairs i != j), also when T is not a multiple of the block."""
+    rng = np.random.default_rng(3)
+    A = rng.normal(size=(300, 16))
+    B = A + 0.2 * rng.normal(size=A.shape)
+    U, V = unit_rows(A), unit_rows(B)
+    S, E = U @ U.T, V @ V.T
+    off = ~np.eye(len(A), dtype=bool)
+    got = identity_consistency(A, B)
+    assert got["tg_id"] == pytest.approx((E / S)[off].mean(), rel=1e-9)
+    assert got["src_global"] == pytest.approx(S[off].mean(), rel=1e-9, abs=1e-12)
+    assert got["edit_global"] == pytest.approx(E[off].mean(), rel=1e-9, abs=1e-12)
+    i = np.arange(len(A) - 1)
+    assert got["tl_id"] == pytest.approx((E[i, i + 1] / S[i, i + 1]).mean(), rel=1e-9)
