@@ -11,7 +11,8 @@ The maths (pure, tested in ``tests/test_metrics.py``):
 * **PSNR**, **SSIM** and LPIPS of the reconstruction at crop resolution: :mod:`stitch.quality`.
 
 The stage (``run_source`` once per video, ``run`` per video × method × edit) joins the per-shard data of
-``stitch.describe`` (one job per shard of frames): dlib 128-d identity descriptors and the attribute probe (``stitch.probes``: age in years, P(male), landmark smile score) on every frame of the
+``stitch.describe`` (one job per shard of frames): dlib 128-d identity descriptors and the attribute probe
+(``stitch.probes``: age in years, P(male), landmark smile score) on every frame of the
 source and of the method's encoded edit; the descriptor distance to the source per frame; the method's
 reconstruction quality at crop resolution (its ``_recon`` crops against ``crop/{shard}.npz`` on valid faces:
 PSNR, SSIM, and LPIPS(alex) only when the pack ships LPIPS weights — otherwise the column is absent and the
