@@ -143,8 +143,9 @@ def run_size(work: Path, a, pack_label: str, pack: str, frames: int, period: int
         shutil.rmtree(run, ignore_errors=True)
         write_config(run, sample, clip, pack, a.shard_frames, epochs, steps)
         before = {"setup": setup, "walls": []}
-    else:
+    else:  # the stopped attempt may have left Snakemake's lock behind (kill -9, machine stop)
         print(f"{run.name}: resuming a stopped run ({len(before['walls'])} attempts before)", flush=True)
+        snakemake(run, "all", "--unlock", cores=a.cores)
     attempts.write_text(json.dumps({**before, "walls": [*before["walls"], None]}) + "\n")  # None: killed before its end
     t0 = time.perf_counter()
     try:
