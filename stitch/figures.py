@@ -27,6 +27,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from stitch.atomic import atomic_path  # noqa: E402
+from stitch.gaps import nearest_valid  # noqa: E402
 from stitch.stagefiles import Quads  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -72,9 +73,7 @@ def face_boxes(quads: np.ndarray, valid: np.ndarray, shape: tuple[int, int], pad
     if not valid[0].any():
         s = min(H, W)
         return np.tile([(W - s) // 2, (H - s) // 2, (W - s) // 2 + s, (H - s) // 2 + s], (T, 1))
-    ok = np.flatnonzero(valid[0])
-    nearest = ok[np.abs(np.arange(T)[:, None] - ok[None]).argmin(axis=1)]
-    q = quads[0, nearest]
+    q = quads[0, nearest_valid(valid[0])]
     lo, hi = q.min(axis=1), q.max(axis=1)
     c = (lo + hi) / 2
     half = (hi - lo).max(axis=1) * (0.5 + pad)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from stitch.gaps import nearest_valid
+
 TIME_WEIGHT = 0.05  # feature units per whole track length (a landmark shape change of ~0.05 RMS is a clear pose change)
 
 
@@ -20,11 +22,7 @@ def fill_gaps(landmarks: np.ndarray) -> np.ndarray:
     ok = np.isfinite(lm).all(axis=(1, 2))
     if not ok.any():
         return np.zeros_like(lm)
-    idx = np.flatnonzero(ok)
-    t = np.arange(len(lm))
-    pos = np.searchsorted(idx, t)  # O(T log T): a (T, frames with landmarks) distance table is 184 MB at 4,800
-    left, right = idx[np.clip(pos - 1, 0, len(idx) - 1)], idx[np.clip(pos, 0, len(idx) - 1)]
-    return lm[np.where(np.abs(t - left) <= np.abs(right - t), left, right)]  # a tie: the earlier frame
+    return lm[nearest_valid(ok)]
 
 
 def landmark_features(landmarks: np.ndarray, time_weight: float = TIME_WEIGHT) -> np.ndarray:

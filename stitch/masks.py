@@ -19,6 +19,7 @@ import numpy as np
 
 from stitch.crop import crop_corners, perspective_coeffs
 from stitch.errors import StitchError
+from stitch.gaps import nearest_valid
 
 log = logging.getLogger(__name__)
 
@@ -132,10 +133,7 @@ def _fill_nearest(lm: np.ndarray) -> np.ndarray:
     ok = np.isfinite(lm).all(axis=(1, 2))
     if ok.all() or not ok.any():
         return lm
-    idx = np.flatnonzero(ok)
-    t = np.arange(len(lm))
-    nearest = idx[np.abs(t[:, None] - idx[None]).argmin(axis=1)]
-    return lm[nearest]
+    return lm[nearest_valid(ok)]
 
 
 def track_landmark_masks(landmarks: np.ndarray, quads: np.ndarray, valid: np.ndarray, size: int) -> np.ndarray:
