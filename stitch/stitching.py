@@ -78,14 +78,20 @@ def stitch_frame(
 def stitch_track(
     G: Generator, w_edit: np.ndarray, crops: np.ndarray, border: np.ndarray, content: np.ndarray,
     cfg: StitchingConfig, device: str | torch.device = "cpu", progress: bool = True,
+    frames: np.ndarray | None = None, out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[dict]]:
-    """Stitch every frame of one face track -> edited crops (T, R, R, 3) uint8 and per-frame stats. ``border`` /
-    ``content``: (T, R, R) masks, float in [0, 1] or uint8 0..255 (made float one frame at a time: a 1024 px
-    track's float masks would be 4 MB per frame each)."""
+    """Stitch the frames ``frames`` (default: all) of one face track -> edited crops (T, R, R, 3) uint8 and their
+    per-frame stats. ``border`` / ``content``: (T, R, R) masks, float in [0, 1] or uint8 0..255 (made float one
+    frame at a time: a 1024 px track's float masks would be 4 MB per frame each). ``out``: the array that receives
+    frame i's stitched crop at ``out[i]`` (default: a new one, zero where not stitched); it may be ``crops`` itself
+    (frame i is read before it is overwritten), so that a 1024 px shard is not held twice."""
     assert len(w_edit) == len(crops) == len(border) == len(content)
-    out, stats = np.zeros(crops.shape, np.uint8), []
-    tuning = Tuning(G, cfg, device) if cfg.warm_start and len(crops) and cfg.max_steps > 0 else None
-    for i in tqdm(range(len(crops)), desc="stitching", disable=not progress):
+    frames = np.arange(len(crops)) if frames is None else np.asarray(frames, int)
+    out = np.zeros(crops.shape, np.uint8) if out is None else out
+    assert out.shape == crops.shape, (out.shape, crops.shape)
+    stats = []
+    tuning = Tuning(G, cfg, device) if cfg.warm_start and len(frames) and cfg.max_steps > 0 else None
+    for i in tqdm(frames, desc="stitching", disable=not progress):
         img, st = stitch_frame(
             G, torch.as_tensor(w_edit[i : i + 1], dtype=torch.float32), crops_to_tensor(crops[i : i + 1]),
             _mask_tensor(border[i]), _mask_tensor(content[i]), cfg, device, tuning,
@@ -122,12 +128,10 @@ def run(generators, latents_npy, crops_npz, masks_npz, settings: dict, out_npz, 
     active = np.ones(valid.shape[1], bool)
     if envelope_json is not None:
         active = shard_of(load_active(envelope_json)[None], shard, shard_frames, valid.shape[1], envelope_json)[0]
-    out = crops.copy()
     all_stats = {}
-    for f in range(valid.shape[0]):
-        v = valid[f] & active
-        out[f, v], stats = stitch_track(gens[f"face{f}"], w_edit[f][v], crops[f][v], m["border_mask"][f][v],
-                                        m["content_mask"][f][v], cfg, device)
-        all_stats[f"face{f}"] = stats
+    for f in range(valid.shape[0]):  # in place: the crops not tuned (no face, outside the edit) stay the source's
+        tuned = np.flatnonzero(valid[f] & active)
+        _, all_stats[f"face{f}"] = stitch_track(gens[f"face{f}"], w_edit[f], crops[f], m["border_mask"][f],
+                                                m["content_mask"][f], cfg, device, frames=tuned, out=crops[f])
     all_stats["work"] = work_of(s for face in all_stats.values() for s in face)
-    FaceCrops(out, valid, all_stats).save(out_npz)
+    FaceCrops(crops, valid, all_stats).save(out_npz)

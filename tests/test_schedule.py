@@ -125,6 +125,28 @@ def test_warm_start_needs_fewer_steps_on_similar_frames(G):
     assert warm_steps < 0.5 * cold_steps, (warm_steps, cold_steps)
 
 
+def test_stitching_in_place_over_some_frames_equals_a_new_array(G):
+    """The stage stitches a shard's tuned frames into its crops array in place (a 1024 px shard is not held twice):
+    same crops and stats as stitching those frames into a new array; the frames not tuned keep the source crop."""
+    r = G.img_resolution
+    ws, _ = _frames(G, 1, seed=5)
+    rng = np.random.default_rng(1)
+    w = np.repeat(ws, 6, axis=0) + rng.normal(0, 0.02, (6,) + ws.shape[1:]).astype(np.float32)
+    crops = rng.integers(0, 256, (6, r, r, 3), dtype=np.uint8)
+    border = np.zeros((6, r, r), np.uint8)
+    border[:, :4] = 255
+    content = 255 - border
+    cfg = StitchingConfig(max_steps=3, lr=3e-3, border_threshold=0.0, warm_start=True)
+    tuned = np.array([1, 3, 4])
+    fresh, st_fresh = stitch_track(G, w[tuned], crops[tuned], border[tuned], content[tuned], cfg, progress=False)
+    inplace = crops.copy()
+    _, st_inplace = stitch_track(G, w, inplace, border, content, cfg, progress=False, frames=tuned, out=inplace)
+    np.testing.assert_array_equal(inplace[tuned], fresh)
+    np.testing.assert_array_equal(np.delete(inplace, tuned, axis=0), np.delete(crops, tuned, axis=0))
+    assert not np.array_equal(fresh, crops[tuned])
+    assert st_inplace == st_fresh
+
+
 @pytest.mark.slow
 def test_fast_schedule_end_to_end(tmp_path, shared_data):
     from wf import make_workdir, run_snakemake
