@@ -29,7 +29,7 @@ from stitch.configs import PTIConfig
 from stitch.edit import TYPICAL_FACTOR
 from stitch.keyframes import lagging_frames, select_keyframes
 from stitch.models.stylegan2 import Generator
-from stitch.pti_frames import ArrayFrames, TrackFrames, epoch_order
+from stitch.pti_frames import ArrayFrames, TrackFrames, block_frames, epoch_order
 from stitch.tensors import render
 from stitch.work import sum_work, work
 
@@ -232,7 +232,7 @@ def run(crops_npz, pivots_npy, tracks_npz, pack_dir, settings: dict, out_generat
     G, cfg, perceptual, space = prepare(pack, settings, device)
     tuned, stats = {}, {"settings": settings, "faces": {}}
     for f in range(first["valid"].shape[0]):
-        frames = TrackFrames(crops_npz, pivots_npy, f)
+        frames = TrackFrames(crops_npz, pivots_npy, f, block=block_frames(G.img_resolution))
         features = landmark_features(landmarks[first["track_ids"][f]][frames.frame_index])
         Gt, st = pti_tune(G, None, None, cfg, perceptual=perceptual, device=device, space=space, features=features,
                           frames=frames)

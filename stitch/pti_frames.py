@@ -2,9 +2,11 @@
 
 PTI tunes on every valid frame of a track (``reference``) or on a bounded set of keyframes (``fast``). Holding a
 whole video's crops as float targets grows with its length (1,800 frames at 1024 px: 22 GB), so
-:class:`TrackFrames` keeps only the shards that one *block* of ``block`` consecutive frames spans in memory (uint8
-crops, converted per batch), plus the frames it is asked to :meth:`~TrackFrames.hold` (the keyframes: bounded by
-the schedule). A track of more than ``block`` frames is visited block by block in each epoch (blocks in random
+:class:`TrackFrames` keeps only two *blocks* of ``block`` consecutive frames in memory (uint8 crops, converted per
+batch; a block is read from the one or two shard files it spans and the rest of those shards dropped), plus the
+frames it is asked to :meth:`~TrackFrames.hold` (the keyframes: bounded by the schedule). A block is at most
+``BLOCK_FRAMES`` frames and ``BLOCK_BYTES`` of crops (:func:`block_frames`: 85 frames at 1024 px), so what PTI holds
+depends neither on the video's length nor on ``shard_frames``. A track of more than ``block`` frames is visited block by block in each epoch (blocks in random
 order, frames at random within a block: :func:`epoch_order`), so each shard is read about once per epoch; a track
 of at most ``block`` frames keeps PTI's plain random order, and with it the results PTI gave before shards
 existed. The order and the batches depend on the blocks only, never on ``shard_frames``: the same video tunes to
@@ -25,8 +27,15 @@ from stitch.latents import Latents
 from stitch.stagefiles import Crops, read_npz, shard_paths
 from stitch.tensors import crops_to_tensor
 
-#: Frames per block (see the module doc): 256 frames are 3 MB of demo-pack crops + 5 MB of pivots, 790 MB at 1024 px.
+#: Frames per block at most (see the module doc): 256 frames are 3 MB of demo-pack crops + 5 MB of pivots.
 BLOCK_FRAMES = 256
+#: Bytes of uint8 crops per block at most: at 1024 px (3 MB a crop) a block is 85 frames; below 512 px BLOCK_FRAMES rules.
+BLOCK_BYTES = 256 * 2**20
+
+
+def block_frames(resolution: int) -> int:
+    """Frames per block for crops of ``resolution`` px: ``BLOCK_FRAMES``, fewer where they would pass ``BLOCK_BYTES``."""
+    return max(1, min(BLOCK_FRAMES, BLOCK_BYTES // (3 * int(resolution) ** 2)))
 
 
 class TrackFrames:
@@ -48,47 +57,52 @@ class TrackFrames:
         self.starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         self.n = int(self.starts[-1])
         self.blocks = [np.arange(a, min(a + self.block, self.n)) for a in range(0, self.n, self.block)]
-        # the shards a block spans, +1 so that a batch across two blocks reads no shard twice
-        spans = [len(set(self.shard_of(b).tolist())) for b in self.blocks if len(b)]
-        self.cache_shards = max(spans, default=1) + 1
+        self.cache_blocks = 2  # a batch may take the end of one block and the start of the next
         self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._held: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self.loads = 0  # shard reads (for the tests: each shard once per epoch when streaming)
+        self.loads = 0  # shard reads (for the tests: each shard about once per epoch when streaming)
 
     def __len__(self) -> int:
         return self.n
 
     @property
     def fits(self) -> bool:
-        """The whole track is one block (all of its shards are cached at once)."""
+        """The whole track is one block (held in memory at once)."""
         return len(self.blocks) <= 1
 
     def shard_of(self, idx: np.ndarray) -> np.ndarray:
         """The shard of each of frames ``idx``."""
         return np.searchsorted(self.starts, idx, side="right") - 1
 
-    def _shard(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(pivots, crops uint8) of shard ``k``'s valid frames, through the LRU cache."""
-        if k in self._cache:
-            self._cache.move_to_end(k)
-            return self._cache[k]
-        crops = Crops.load(self.crop_files[k]).crops[self.face][self.local[k]]
-        pivots = Latents.load(self.pivot_files[k]).latents[self.face][self.local[k]]
-        self.loads += 1
-        self._cache[k] = (pivots, crops)
-        while len(self._cache) > self.cache_shards:
+    def _block(self, b: int) -> tuple[np.ndarray, np.ndarray]:
+        """(pivots, crops uint8) of block ``b``'s frames, read from the shards it spans, through the LRU cache."""
+        if b in self._cache:
+            self._cache.move_to_end(b)
+            return self._cache[b]
+        idx = self.blocks[b]
+        shard = self.shard_of(idx)
+        parts = [self._read(int(k), idx[shard == k] - self.starts[k]) for k in np.unique(shard)]
+        self._cache[b] = tuple(np.concatenate(a) for a in zip(*parts))
+        while len(self._cache) > self.cache_blocks:
             self._cache.popitem(last=False)
-        return self._cache[k]
+        return self._cache[b]
+
+    def _read(self, k: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(pivots, crops) of the valid frames ``rows`` of shard ``k`` (a copy: the rest of the shard is dropped)."""
+        frames = self.local[k][rows]
+        self.loads += 1
+        return (Latents.load(self.pivot_files[k]).latents[self.face][frames],
+                Crops.load(self.crop_files[k]).crops[self.face][frames])
 
     def _frame(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         if i in self._held:
             return self._held[i]
-        k = int(self.shard_of(i))
-        pivots, crops = self._shard(k)
-        return pivots[i - self.starts[k]], crops[i - self.starts[k]]
+        b = i // self.block
+        pivots, crops = self._block(b)
+        return pivots[i - b * self.block], crops[i - b * self.block]
 
     def hold(self, idx: np.ndarray) -> None:
-        """Keep frames ``idx`` in memory from now on (the keyframes), when not all shards fit in the cache."""
+        """Keep frames ``idx`` in memory from now on (the keyframes), when the track is more than one block."""
         if self.fits:
             return
         for i in sorted(int(i) for i in idx if int(i) not in self._held):
@@ -118,15 +132,16 @@ class ArrayFrames(TrackFrames):
         assert len(pivots) == len(crops), (pivots.shape, crops.shape)
         self._arrays = (pivots, crops)
         self.crop_files = self.pivot_files = [None]
-        self.face, self.cache_shards, self.loads = 0, 1, 0
-        self.n = self.block = len(pivots)
+        self.face, self.cache_blocks, self.loads = 0, 1, 0
+        self.n = len(pivots)
+        self.block = max(1, self.n)
         self.frame_index = np.arange(self.n)
         self.starts = np.array([0, self.n], np.int64)
         self.local = [np.arange(self.n)]
         self.blocks = [np.arange(self.n)]
         self._cache, self._held = OrderedDict({0: self._arrays}), {}
 
-    def _shard(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def _block(self, b: int) -> tuple[np.ndarray, np.ndarray]:
         return self._arrays
 
     def pivots(self) -> np.ndarray:

@@ -62,7 +62,7 @@ def test_streamed_frames_visit_block_by_block(G, tmp_path):
     shard is read about once per pass (the PSNR before, each epoch, the PSNR after), not once per step."""
     crop_files, pivot_files, ws, crops = _shards(G, tmp_path, 12, 4, invalid=())
     frames = TrackFrames(crop_files, pivot_files, 0, block=4)
-    assert not frames.fits and frames.cache_shards == 2
+    assert not frames.fits and frames.cache_blocks == 2
     order = epoch_order(frames, np.arange(len(frames)), np.random.default_rng(0))
     assert sorted(order.tolist()) == list(range(12))
     assert (np.diff(order // 4) != 0).sum() == 2, f"one run per block: {order}"
@@ -98,3 +98,27 @@ def test_keyframes_are_held_while_the_rest_streams(G, tmp_path):
     assert held == sorted(st["keyframes"]) and len(held) == 3
     assert frames.loads <= 5 * 2 + 3, frames.loads  # 5 shards for the PSNR before and after, + at most the keys'
     assert len(st["psnr_after_per_frame"]) == 20
+
+
+def test_streaming_holds_two_blocks_whatever_the_shard_size(G, tmp_path):
+    """What PTI holds of a streamed track is two blocks of frames, with shards of 3 or of 10 frames (shards of 10 hold
+    more than a block: only the block's frames of a shard are kept); a block is bounded in bytes at 1024 px."""
+    from stitch.pti_frames import BLOCK_BYTES, BLOCK_FRAMES, block_frames
+
+    class Counting(TrackFrames):
+        most = 0
+
+        def _block(self, b):
+            out = super()._block(b)
+            self.most = max(self.most, sum(len(c) for _, c in self._cache.values()))
+            return out
+
+    for shard_frames in (3, 10):
+        d = tmp_path / str(shard_frames)
+        d.mkdir()
+        crop_files, pivot_files, _, _ = _shards(G, d, 20, shard_frames, invalid=())
+        frames = Counting(crop_files, pivot_files, 0, block=4)
+        pti_tune(G, None, None, PTIConfig(epochs=2, lr=1e-3, batch=3), progress=False, frames=frames)
+        assert frames.most == 8, (shard_frames, frames.most)
+    assert block_frames(64) == block_frames(256) == BLOCK_FRAMES
+    assert block_frames(1024) == 85 and 85 * 3 * 1024**2 <= BLOCK_BYTES < 86 * 3 * 1024**2
