@@ -6,10 +6,10 @@ whole video's crops as float targets grows with its length (1,800 frames at 1024
 batch; a block is read from the one or two shard files it spans and the rest of those shards dropped), plus the
 frames it is asked to :meth:`~TrackFrames.hold` (the keyframes: bounded by the schedule). A block is at most
 ``BLOCK_FRAMES`` frames and ``BLOCK_BYTES`` of crops (:func:`block_frames`: 85 frames at 1024 px), so what PTI holds
-depends neither on the video's length nor on ``shard_frames``. A track of more than ``block`` frames is visited block by block in each epoch (blocks in random
-order, frames at random within a block: :func:`epoch_order`), so each shard is read about once per epoch; a track
-of at most ``block`` frames keeps PTI's plain random order, and with it the results PTI gave before shards
-existed. The order and the batches depend on the blocks only, never on ``shard_frames``: the same video tunes to
+depends neither on the video's length nor on ``shard_frames``. A track of more than ``block`` frames is visited
+block by block in each epoch (blocks in random order, frames at random within a block: :func:`epoch_order`), so
+each block is read about once per epoch; a track of at most ``block`` frames keeps PTI's plain random order, and
+with it the results PTI gave before shards existed. The order and the batches depend on the blocks only, never on ``shard_frames``: the same video tunes to
 the same generator in shards of any size.
 
 Frames are numbered 0 .. n-1 in video order over the track's valid frames (the order PTI always used).
@@ -29,12 +29,13 @@ from stitch.tensors import crops_to_tensor
 
 #: Frames per block at most (see the module doc): 256 frames are 3 MB of demo-pack crops + 5 MB of pivots.
 BLOCK_FRAMES = 256
-#: Bytes of uint8 crops per block at most: at 1024 px (3 MB a crop) a block is 85 frames; below 512 px BLOCK_FRAMES rules.
+#: Bytes of uint8 crops per block at most: at 1024 px (3 MB a crop) a block is 85 frames; up to 512 px
+#: BLOCK_FRAMES rules.
 BLOCK_BYTES = 256 * 2**20
 
 
 def block_frames(resolution: int) -> int:
-    """Frames per block for crops of ``resolution`` px: ``BLOCK_FRAMES``, fewer where they would pass ``BLOCK_BYTES``."""
+    """Frames per block for crops of ``resolution`` px: ``BLOCK_FRAMES``, fewer where they pass ``BLOCK_BYTES``."""
     return max(1, min(BLOCK_FRAMES, BLOCK_BYTES // (3 * int(resolution) ** 2)))
 
 
