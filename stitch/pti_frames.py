@@ -9,8 +9,8 @@ frames it is asked to :meth:`~TrackFrames.hold` (the keyframes: bounded by the s
 depends neither on the video's length nor on ``shard_frames``. A track of more than ``block`` frames is visited
 block by block in each epoch (blocks in random order, frames at random within a block: :func:`epoch_order`), so
 each block is read about once per epoch; a track of at most ``block`` frames keeps PTI's plain random order, and
-with it the results PTI gave before shards existed. The order and the batches depend on the blocks only, never on ``shard_frames``: the same video tunes to
-the same generator in shards of any size.
+with it the results PTI gave before shards existed. The order and the batches depend on the blocks only, never on
+``shard_frames``: the same video tunes to the same generator in shards of any size.
 
 Frames are numbered 0 .. n-1 in video order over the track's valid frames (the order PTI always used).
 """
