@@ -93,7 +93,8 @@ def _global_means(U_src: np.ndarray, U_edit: np.ndarray, block: int = 256) -> tu
         s, e = U_src[a : a + block] @ U_src.T, U_edit[a : a + block] @ U_edit.T
         off = np.ones(s.shape, bool)
         off[np.arange(len(s)), np.arange(a, a + len(s))] = False
-        sums += (s[off].sum(), e[off].sum(), (e[off] / s[off]).sum())
+        s, e = s[off], e[off]
+        sums += (s.sum(), e.sum(), (e / s).sum())
     return tuple(float(v) for v in sums / (n * (n - 1)))
 
 

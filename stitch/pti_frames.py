@@ -127,20 +127,17 @@ class TrackFrames:
 
 
 class ArrayFrames(TrackFrames):
-    """In-memory frames (pivots, uint8 crops) with :class:`TrackFrames`' interface: one shard that always fits."""
+    """In-memory frames (pivots, uint8 crops) with :class:`TrackFrames`' interface: one block that always fits."""
 
     def __init__(self, pivots: np.ndarray, crops: np.ndarray):
         assert len(pivots) == len(crops), (pivots.shape, crops.shape)
         self._arrays = (pivots, crops)
-        self.crop_files = self.pivot_files = [None]
         self.face, self.cache_blocks, self.loads = 0, 1, 0
         self.n = len(pivots)
         self.block = max(1, self.n)
         self.frame_index = np.arange(self.n)
-        self.starts = np.array([0, self.n], np.int64)
-        self.local = [np.arange(self.n)]
         self.blocks = [np.arange(self.n)]
-        self._cache, self._held = OrderedDict({0: self._arrays}), {}
+        self._held = {}
 
     def _block(self, b: int) -> tuple[np.ndarray, np.ndarray]:
         return self._arrays
