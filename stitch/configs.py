@@ -46,10 +46,15 @@ class PTIConfig:
     edit_reg_weight: float = 0.0  # edit-preserving regulariser (not in STIT: 0)
     edit_reg_every: int = 1  # the regulariser on every k-th update only, its weight times k
     keyframes: int = 0  # tune on this many keyframes (stitch.keyframes; 0 = every frame, STIT)
+    keyframe_radius: float = 0.0  # > 0: more keyframes until every frame's pose is this close to one (features)
+    keyframe_spacing: int = 0  # > 0: those added keyframes stop at one per this many frames of the track
     batch: int = 1  # frames per Adam step (STIT: 1)
     lr_schedule: str = "constant"  # constant (STIT) | cosine (per epoch, to 0 at the end)
     refine_frames: int = 0  # frames added half-way where the reconstruction falls behind the keyframes'
     refine_margin_db: float = 1.0  # "behind": PSNR more than this below the keyframes' median
+    beta2: float = 0.999  # Adam's second-moment decay (STIT: 0.999)
+    ema: float = 0.0  # > 0: the result is the running average of the weights, this decay per update (STIT: off)
+    freeze_below: int = 0  # synthesis blocks below this resolution (px) keep the pack's weights (STIT: 0, all tuned)
 
     @classmethod
     def from_settings(cls, settings: dict) -> "PTIConfig":
@@ -103,8 +108,9 @@ class CalibrateConfig:
 SCHEDULES: dict[str, dict[str, dict[str, Any]]] = {
     "reference": {},
     "fast": {
-        "pti": {"keyframes": 32, "batch": 1, "epochs": 80, "lr": 1e-3, "lr_schedule": "cosine", "refine_frames": 8,
-                "edit_reg_every": 4},
+        "pti": {"keyframes": 32, "batch": 1, "epochs": 49, "lr": 1e-3, "lr_schedule": "constant", "refine_frames": 8,
+                "edit_reg_every": 8, "beta2": 0.99, "ema": 0.99, "freeze_below": 16, "keyframe_radius": 0.25,
+                "keyframe_spacing": 4},
         "stitching": {"warm_start": True, "max_steps": 10},
     },
 }

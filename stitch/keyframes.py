@@ -36,9 +36,10 @@ def landmark_features(landmarks: np.ndarray, time_weight: float = TIME_WEIGHT) -
     return np.concatenate([shape, time_weight * t[:, None]], axis=1)
 
 
-def farthest_points(features: np.ndarray, k: int, chosen=()) -> np.ndarray:
+def farthest_points(features: np.ndarray, k: int, chosen=(), radius: float = 0.0) -> np.ndarray:
     """Indices (sorted) of ``chosen`` plus up to ``k`` more rows of ``features``, each the farthest from all chosen
-    so far (the first: the row nearest the mean when nothing is chosen). Rows at distance 0 are never added twice."""
+    so far (the first: the row nearest the mean when nothing is chosen); stops early once every row is within
+    ``radius`` of a chosen one (rows at distance 0 are never added twice)."""
     x = np.asarray(features, np.float64)
     picked = [int(i) for i in chosen]
     if not picked and k > 0 and len(x):
@@ -49,19 +50,26 @@ def farthest_points(features: np.ndarray, k: int, chosen=()) -> np.ndarray:
     dist = np.min([((x - x[i]) ** 2).sum(axis=1) for i in picked], axis=0)
     for _ in range(k):
         j = int(np.argmax(dist))
-        if dist[j] <= 0:
+        if dist[j] <= radius**2:
             break
         picked.append(j)
         dist = np.minimum(dist, ((x - x[j]) ** 2).sum(axis=1))
     return np.array(sorted(set(picked)), np.int64)
 
 
-def select_keyframes(features: np.ndarray, k: int) -> np.ndarray:
-    """``k`` keyframes (all frames when ``k`` <= 0 or the track is not longer than ``k``)."""
+def select_keyframes(features: np.ndarray, k: int, radius: float = 0.0, spacing: int = 0) -> np.ndarray:
+    """``k`` keyframes (all frames when ``k`` <= 0 or the track is not longer than ``k``), then, when ``radius`` > 0,
+    more until every frame's features are within ``radius`` of a keyframe's, at most one per ``spacing`` frames
+    (``spacing`` 0: no bound). The count follows how varied the track is, not its length: a track played twice
+    gets the keyframes of one play."""
     n = len(features)
     if k <= 0 or n <= k:
         return np.arange(n)
-    return farthest_points(features, k)
+    keys = farthest_points(features, k)
+    most = min(n, max(k, n // spacing)) if spacing > 0 else n
+    if radius > 0 and most > len(keys):
+        keys = farthest_points(features, most - len(keys), chosen=keys, radius=radius)
+    return keys
 
 
 def lagging_frames(psnr: np.ndarray, keys: np.ndarray, features: np.ndarray, k: int, margin_db: float) -> np.ndarray:

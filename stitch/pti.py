@@ -30,7 +30,7 @@ from stitch.edit import TYPICAL_FACTOR
 from stitch.keyframes import lagging_frames, select_keyframes
 from stitch.models.stylegan2 import Generator
 from stitch.pti_frames import ArrayFrames, TrackFrames, block_frames, epoch_order
-from stitch.tensors import render
+from stitch.tensors import adam, render
 from stitch.work import sum_work, work
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ def pti_tune(
     assert len(features) == n, (features.shape, n)
     before = frames_psnr(G, frames, device)
     tuner = _Tuner(G, frames, cfg, perceptual, device, space if regularise else None, rng)
-    keys = select_keyframes(features, cfg.keyframes)
+    keys = select_keyframes(features, cfg.keyframes, cfg.keyframe_radius, cfg.keyframe_spacing)
     if len(keys) < n:  # a keyframe set (bounded by the schedule) stays in memory; all frames stream
         frames.hold(keys)
     added = np.zeros(0, np.int64)
@@ -120,7 +120,7 @@ def pti_tune(
             bar.update(len(order[i : i + cfg.batch]))
         bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.4f}")
     bar.close()
-    Gt = tuner.Gt.eval().requires_grad_(False)
+    Gt = tuner.result()
     stats = _stats(cfg, tuner, keys, added, before, frames_psnr(Gt, frames, device), perceptual)
     log.info("PTI: %d frames (%d keyframes, %d added), %d steps, PSNR %.2f -> %.2f dB (min %.2f); %d shard reads",
              n, len(keys), len(added), tuner.steps, stats["psnr_before"] or 0, stats["psnr_after"] or 0,
@@ -170,9 +170,21 @@ class _Tuner:
         self.y0: dict[int, torch.Tensor] = {}  # the untuned generator's image of each tuned pivot (regulariser)
         self.Gt = copy.deepcopy(G).to(device).train().requires_grad_(True)
         self.Gt.mapping.requires_grad_(False)
-        params = [p for p in self.Gt.synthesis.parameters() if p.requires_grad]
-        self.opt = torch.optim.Adam(params, lr=cfg.lr, betas=(0.9, 0.999))
+        for res in self.Gt.synthesis.block_resolutions:
+            if res < cfg.freeze_below:  # fewer weights and a backward that stops above them
+                getattr(self.Gt.synthesis, f"b{res}").requires_grad_(False)
+        self.params = [p for p in self.Gt.synthesis.parameters() if p.requires_grad]
+        self.opt = adam(self.params, lr=cfg.lr, betas=(0.9, cfg.beta2))
+        self.average = [p.detach().clone() for p in self.params] if cfg.ema > 0 else None
         self.steps = self.forwards = self.updates = 0
+
+    def result(self) -> Generator:
+        """The tuned generator: the last weights, or their running average (``ema``)."""
+        if self.average is not None:
+            with torch.no_grad():
+                for a, p in zip(self.average, self.params):
+                    p.copy_(a)
+        return self.Gt.eval().requires_grad_(False)
 
     def set_lr(self, lr: float) -> None:
         for group in self.opt.param_groups:
@@ -212,6 +224,10 @@ class _Tuner:
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
+        if self.average is not None:
+            with torch.no_grad():
+                for a, p in zip(self.average, self.params):
+                    a.lerp_(p, 1 - self.cfg.ema)
         self.updates += 1
         return float(loss.detach())
 

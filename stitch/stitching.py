@@ -19,7 +19,7 @@ from stitch.progress import tqdm
 
 from stitch.configs import StitchingConfig
 from stitch.models.stylegan2 import Generator
-from stitch.tensors import crops_to_tensor, tensor_to_crops
+from stitch.tensors import adam, crops_to_tensor, tensor_to_crops
 from stitch.work import work_of
 
 
@@ -36,7 +36,7 @@ class Tuning:
     def __init__(self, G: Generator, cfg: StitchingConfig, device: str | torch.device = "cpu"):
         self.Gt = copy.deepcopy(G).to(device).train().requires_grad_(True)
         self.Gt.mapping.requires_grad_(False)
-        self.opt = torch.optim.Adam([p for p in self.Gt.synthesis.parameters() if p.requires_grad], lr=cfg.lr)
+        self.opt = adam((p for p in self.Gt.synthesis.parameters() if p.requires_grad), lr=cfg.lr)
 
 
 def stitch_frame(

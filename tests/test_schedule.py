@@ -41,6 +41,25 @@ def test_keyframes_cover_every_pose_and_expression():
     np.testing.assert_array_equal(select_keyframes(landmark_features(lm), 0), np.arange(100))  # 0 = every frame
 
 
+def test_keyframe_count_follows_the_variety_of_poses_not_the_length():
+    """With a radius, keyframes are added until every frame is that close to one: a track with more distinct poses
+    gets more, the same track played 3 times gets as many as once, and ``spacing`` bounds the count by the length."""
+    rng = np.random.default_rng(5)
+    lm, _ = synthetic_track(rng)
+    varied = lm + rng.normal(0, 8.0, lm.shape) * np.linspace(0, 1, len(lm))[:, None, None]  # expressions vary more
+    f, f_varied = landmark_features(lm, time_weight=0.0), landmark_features(varied, time_weight=0.0)
+    d = np.sqrt(((f[:, None] - f[None]) ** 2).sum(-1))
+    radius = 0.5  # within a pose ~0.13-0.17 apart, two poses >= 2
+    keys = select_keyframes(f, 3, radius)
+    assert len(keys) == 3  # three poses, each within the radius of its keyframe
+    assert d[:, keys].min(axis=1).max() <= radius
+    more = select_keyframes(f_varied, 3, radius)
+    assert len(more) > 3 and np.sqrt(((f_varied[:, None] - f_varied[more][None]) ** 2).sum(-1)).min(1).max() <= radius
+    assert len(select_keyframes(np.concatenate([f_varied] * 3), 3, radius)) == len(more)  # looped: same count
+    assert len(select_keyframes(f_varied, 3, radius, spacing=25)) == 4  # at most 100 // 25 = 4
+    assert len(select_keyframes(f_varied, 3, 0.0, spacing=25)) == 3  # no radius: k keyframes, as before
+
+
 def test_head_motion_alone_is_not_a_new_pose():
     lm, _ = synthetic_track(np.random.default_rng(1))
     f = landmark_features(lm, time_weight=0.0)

@@ -18,7 +18,8 @@ SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").r
 ALL = [(s, k) for s in STAGES for k in defaults(s)]
 CHOICES = {("masks", "method"): ["landmarks", "bisenet", "auto"], ("paste", "mode"): ["detail", "generator", "detail"],
            ("landmarks", "upsample"): [1, 2, 1], ("landmarks", "min_track_frac"): [0.5, 0.6, 0.7],
-           ("calibrate", "gender_p"): [0.7, 0.8, 0.95], ("pti", "lr_schedule"): ["cosine", "constant", "cosine"]}
+           ("calibrate", "gender_p"): [0.7, 0.8, 0.95], ("pti", "lr_schedule"): ["cosine", "constant", "cosine"],
+           ("pti", "beta2"): [0.99, 0.995, 0.9], ("pti", "ema"): [0.9, 0.95, 0.99]}
 
 
 def layer_value(stage: str, key: str, layer: int):
