@@ -1,7 +1,8 @@
 """Shared test fixtures.
 
 ``shared_data``: the real data in ``../shared/data``. Tests that need it skip with a clear reason when it is
-absent, except under ``CI=true`` where its absence is a failure (CI always has it).
+absent, except under ``CI=true`` where its absence is a failure (CI always has it). ``G``: a random 32 px
+generator (one per test module) for the tuning tests; :func:`pivot_frames` gives it frames to tune on.
 """
 
 from __future__ import annotations
@@ -36,3 +37,19 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO
+
+
+@pytest.fixture(scope="module")
+def G(tmp_path_factory):
+    """A random 32 px generator (``stitch.packs.make_random_pack``), one per test module."""
+    from stitch.packs import make_random_pack
+
+    return make_random_pack(tmp_path_factory.mktemp("pack"), resolution=32).generator()
+
+
+def pivot_frames(G, n: int, seed: int = 0):
+    """``n`` random pivots (N, ws, w_dim) and the crops ``G`` renders a little away from them (N, R, R, 3) uint8."""
+    from stitch.tensors import render, tensor_to_crops
+
+    ws = torch.randn(n, G.num_ws, G.w_dim, generator=torch.Generator().manual_seed(seed)).numpy() * 0.5
+    return ws, tensor_to_crops(render(G, ws + 0.3))

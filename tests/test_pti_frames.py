@@ -4,21 +4,14 @@ is one block, block by block when it is longer (the same result for any shard si
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
 from stitch.configs import PTIConfig
-from stitch.packs import make_random_pack
 from stitch.pti import pti_tune
 from stitch.pti_frames import TrackFrames, epoch_order
 from stitch.latents import Latents
 from stitch.stagefiles import Crops
 from stitch.tensors import render, tensor_to_crops
-
-
-@pytest.fixture(scope="module")
-def G(tmp_path_factory):
-    return make_random_pack(tmp_path_factory.mktemp("pack"), resolution=32).generator()
 
 
 def _shards(G, tmp_path, n: int, shard_frames: int, invalid=(2,)):

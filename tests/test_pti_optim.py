@@ -6,24 +6,13 @@ from __future__ import annotations
 import copy
 
 import numpy as np
-import pytest
 import torch
+from conftest import pivot_frames
 
 from stitch.configs import PTIConfig
-from stitch.packs import make_random_pack
 from stitch.pti import _Tuner, pti_tune
 from stitch.pti_frames import ArrayFrames
-from stitch.tensors import adam, render, tensor_to_crops
-
-
-@pytest.fixture(scope="module")
-def G(tmp_path_factory):
-    return make_random_pack(tmp_path_factory.mktemp("pack"), resolution=32).generator()
-
-
-def _frames(G, n, seed=0):
-    ws = torch.randn(n, G.num_ws, G.w_dim, generator=torch.Generator().manual_seed(seed)).numpy() * 0.5
-    return ws, tensor_to_crops(render(G, ws + 0.3))
+from stitch.tensors import adam
 
 
 def _tuned(tuner) -> list[torch.Tensor]:
@@ -33,7 +22,7 @@ def _tuned(tuner) -> list[torch.Tensor]:
 def test_ema_result_is_the_running_average_of_the_weights(G):
     """With ema d the tuned generator is a <- d a + (1 - d) p after every update, from the pack's weights; without
     it, the last weights."""
-    ws, crops = _frames(G, 3)
+    ws, crops = pivot_frames(G, 3)
     frames = ArrayFrames(ws, crops)
     d = 0.6
     tuner = _Tuner(G, frames, PTIConfig(lr=1e-2, ema=d), None, "cpu", None, np.random.default_rng(0))
@@ -54,7 +43,7 @@ def test_ema_result_is_the_running_average_of_the_weights(G):
 
 
 def test_frozen_blocks_keep_the_pack_weights_and_get_no_gradient(G):
-    ws, crops = _frames(G, 4)
+    ws, crops = pivot_frames(G, 4)
     Gt, st = pti_tune(G, ws, crops, PTIConfig(epochs=2, lr=1e-2, freeze_below=16), progress=False)
     for res in G.synthesis.block_resolutions:
         a, b = (dict(g.synthesis.named_parameters()) for g in (G, Gt))
@@ -68,7 +57,7 @@ def test_frozen_blocks_keep_the_pack_weights_and_get_no_gradient(G):
 
 
 def test_beta2_reaches_adam(G):
-    ws, crops = _frames(G, 1)
+    ws, crops = pivot_frames(G, 1)
     tuner = _Tuner(G, ArrayFrames(ws, crops), PTIConfig(beta2=0.99), None, "cpu", None, np.random.default_rng(0))
     assert tuner.opt.param_groups[0]["betas"] == (0.9, 0.99)
 
@@ -79,7 +68,7 @@ def test_fused_adam_updates_as_the_plain_loop(G):
     fused = adam(a.parameters(), lr=1e-2, betas=(0.9, 0.99))
     loop = torch.optim.Adam(b.parameters(), lr=1e-2, betas=(0.9, 0.99), foreach=False)
     assert fused.defaults["fused"] and not loop.defaults.get("fused")
-    ws = torch.from_numpy(_frames(G, 1)[0])
+    ws = torch.from_numpy(pivot_frames(G, 1)[0])
     for _ in range(3):
         for net, opt in ((a, fused), (b, loop)):
             opt.zero_grad()

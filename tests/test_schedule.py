@@ -7,15 +7,13 @@ import json
 
 import numpy as np
 import pytest
-import torch
 import yaml
+from conftest import pivot_frames
 
 from stitch.configs import SCHEDULES, PTIConfig, StitchingConfig
 from stitch.keyframes import fill_gaps, lagging_frames, landmark_features, select_keyframes
-from stitch.packs import make_random_pack
 from stitch.pti import pti_tune
 from stitch.stitching import stitch_track
-from stitch.tensors import render, tensor_to_crops
 
 
 def synthetic_track(rng) -> tuple[np.ndarray, np.ndarray]:
@@ -95,21 +93,11 @@ def test_lagging_frames_are_behind_and_spread():
     assert len(lagging_frames(np.full(100, 31.0), keys, features, 4, 1.0)) == 0  # nothing behind
 
 
-@pytest.fixture(scope="module")
-def G(tmp_path_factory):
-    return make_random_pack(tmp_path_factory.mktemp("pack"), resolution=32).generator()
-
-
-def _frames(G, n, seed=0):
-    ws = torch.randn(n, G.num_ws, G.w_dim, generator=torch.Generator().manual_seed(seed)).numpy() * 0.5
-    return ws, tensor_to_crops(render(G, ws + 0.3))
-
-
 @pytest.mark.parametrize("n", [8, 32])
 def test_keyframe_pti_steps_are_bounded(G, n):
     """Keyframe PTI tunes as many steps on 32 frames as on 8 (plus renders of every frame) and reports the
     reconstruction of every frame, not only the keyframes'."""
-    ws, crops = _frames(G, n)
+    ws, crops = pivot_frames(G, n)
     lm, _ = synthetic_track(np.random.default_rng(3))
     cfg = PTIConfig(epochs=4, lr=1e-3, keyframes=4, batch=2, lr_schedule="cosine", refine_frames=2,
                     refine_margin_db=0.0)
@@ -122,14 +110,14 @@ def test_keyframe_pti_steps_are_bounded(G, n):
 
 def test_reference_pti_is_unchanged_by_the_keyframe_code(G):
     """keyframes 0, batch 1, constant lr: every frame once per epoch, one step each (STIT)."""
-    ws, crops = _frames(G, 5)
+    ws, crops = pivot_frames(G, 5)
     _, st = pti_tune(G, ws, crops, PTIConfig(epochs=3, lr=1e-3), progress=False)
     assert st["keyframes"] == list(range(5)) and st["refined"] == [] and st["steps"] == 15
 
 
 def test_warm_start_needs_fewer_steps_on_similar_frames(G):
     r = G.img_resolution
-    ws, _ = _frames(G, 1, seed=4)
+    ws, _ = pivot_frames(G, 1, seed=4)
     w = np.repeat(ws, 6, axis=0) + np.random.default_rng(0).normal(0, 0.01, (6,) + ws.shape[1:]).astype(np.float32)
     crops = np.full((6, r, r, 3), 128, np.uint8)
     border = np.zeros((6, r, r), np.float32)
@@ -148,7 +136,7 @@ def test_stitching_in_place_over_some_frames_equals_a_new_array(G):
     """The stage stitches a shard's tuned frames into its crops array in place (a 1024 px shard is not held twice):
     same crops and stats as stitching those frames into a new array; the frames not tuned keep the source crop."""
     r = G.img_resolution
-    ws, _ = _frames(G, 1, seed=5)
+    ws, _ = pivot_frames(G, 1, seed=5)
     rng = np.random.default_rng(1)
     w = np.repeat(ws, 6, axis=0) + rng.normal(0, 0.02, (6,) + ws.shape[1:]).astype(np.float32)
     crops = rng.integers(0, 256, (6, r, r, 3), dtype=np.uint8)

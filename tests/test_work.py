@@ -10,17 +10,11 @@ import pytest
 import torch
 
 from stitch.configs import PTIConfig, StitchingConfig
-from stitch.packs import make_random_pack
 from stitch.pti import edit_space, pti_tune
 from stitch.stagefiles import FaceCrops
 from stitch.stitching import stitch_frame
 from stitch.tables import work_columns
 from stitch.work import per_frame_per_edit, sum_work, work, work_of
-
-
-@pytest.fixture(scope="module")
-def G(tmp_path_factory):
-    return make_random_pack(tmp_path_factory.mktemp("pack"), resolution=32).generator()
 
 
 class Passes:
