@@ -5,20 +5,19 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from conftest import pivot_frames
 
 from stitch.configs import PTIConfig
 from stitch.pti import pti_tune
 from stitch.pti_frames import TrackFrames, epoch_order
 from stitch.latents import Latents
 from stitch.stagefiles import Crops
-from stitch.tensors import render, tensor_to_crops
 
 
 def _shards(G, tmp_path, n: int, shard_frames: int, invalid=(2,)):
     """Pivots and crops of ``n`` frames (frames ``invalid`` without a face), written as shard files like the
     per-shard stages write them; returns (crop files, pivot files, the valid frames' pivots and crops)."""
-    ws = torch.randn(n, G.num_ws, G.w_dim, generator=torch.Generator().manual_seed(0)).numpy() * 0.5
-    crops = tensor_to_crops(render(G, ws + 0.3))
+    ws, crops = pivot_frames(G, n)
     valid = np.ones((1, n), bool)
     valid[0, list(invalid)] = False
     crops[~valid[0]] = 0
