@@ -165,7 +165,8 @@ def test_fast_schedule_end_to_end(tmp_path, shared_data):
     assert settings["schedule"] == {"value": "fast", "source": "config"}
     assert settings["pti"]["keyframes"] == {"value": 6, "source": "config"}
     assert settings["pti"]["batch"] == {"value": SCHEDULES["fast"]["pti"]["batch"], "source": "schedule"}
-    assert settings["stitching"]["warm_start"] == {"value": True, "source": "schedule"}
+    assert settings["stitching"]["max_steps"] == {"value": SCHEDULES["fast"]["stitching"]["max_steps"], "source": "schedule"}
+    assert settings["stitching"]["warm_start"]["value"] is False
     stats = json.loads((wd / "results" / "clip" / "pti" / "stats.json").read_text())["faces"]["face0"]
     assert 6 <= len(stats["keyframes"]) < stats["frames"] and len(stats["psnr_after_per_frame"]) == stats["frames"]
     assert (wd / "results" / "clip" / "encode" / "stit" / "older.mp4").stat().st_size > 0
