@@ -110,7 +110,7 @@ class CalibrateConfig:
 SCHEDULES: dict[str, dict[str, dict[str, Any]]] = {
     "reference": {},
     "fast": {
-        "pti": {"keyframes": 32, "batch": 1, "epochs": 49, "lr": 1.5e-3, "lr_schedule": "constant", "refine_frames": 24,
+        "pti": {"keyframes": 32, "batch": 1, "epochs": 49, "lr": 1.5e-3, "lr_schedule": "constant", "refine_frames": 8,
                 "edit_reg_every": 8, "beta2": 0.99, "ema": 0.99, "freeze_below": 16, "keyframe_radius": 0.25,
                 "keyframe_spacing": 4},
         "stitching": {"max_steps": 10},
