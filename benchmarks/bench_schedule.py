@@ -30,7 +30,7 @@ sys.path.insert(0, str(HERE))
 
 from bench_methods import REPO, SHARED, snakemake  # noqa: E402
 
-from stitch.tables import markdown  # noqa: E402
+from stitch.tables import job_seconds, markdown, read_benchmark  # noqa: E402
 from stitch.video import cut_clip, extract_audio, iter_frames, probe, read_wav, write_video, write_wav  # noqa: E402
 
 EDITS = {"older": {"age": 8}, "smile": {"smile": 3}, "to_male": {"gender": 6}, "to_female": {"gender": -6}}
@@ -107,7 +107,12 @@ def table(work: Path) -> pd.DataFrame:
     for c in ("recon_psnr", "recon_ssim"):
         recon = out[out["edit"] == "_recon"].set_index(["video", "schedule"])[c]
         out[c] = [recon.get((v, s), np.nan) for v, s in zip(out["video"], out["schedule"])]
-    return out[[c for c in COLUMNS + ["no_stitch_seam_mse"] if c in out]]
+    # CPU seconds of the whole PTI job and of the edit's stitching jobs: the wall ratio of short jobs moves with the
+    # share of a core they get beside others, the CPU ratio does not
+    bench = [work / "results" / f"{v}__{s}" / "benchmarks" for v, s in zip(out["video"], out["schedule"])]
+    out["cpu_pti"] = [job_seconds(b, "pti", "cpu_time") for b in bench]
+    out["cpu_stitching"] = [job_seconds(b, f"stitching_{e}", "cpu_time") for b, e in zip(bench, out["edit"])]
+    return out[[c for c in COLUMNS + ["cpu_pti", "cpu_stitching", "no_stitch_seam_mse"] if c in out]]
 
 
 def bars(t: pd.DataFrame) -> pd.DataFrame:
@@ -123,6 +128,7 @@ def bars(t: pd.DataFrame) -> pd.DataFrame:
             "video": video, "edit": edit, "fast_steps_per_frame": fast["steps_per_frame"],
             "ref_steps_per_frame": ref["steps_per_frame"],
             "time_ratio": (ref["spf_pti"] + ref["spf_render"]) / (fast["spf_pti"] + fast["spf_render"]),
+            "cpu_ratio": (ref["cpu_pti"] + ref["cpu_stitching"]) / (fast["cpu_pti"] + fast["cpu_stitching"]),
             "pipeline_ratio": ref["spf_pipeline"] / fast["spf_pipeline"],
             "d_recon_psnr": fast["recon_psnr"] - ref["recon_psnr"], "d_tl_id": fast["tl_id"] - ref["tl_id"],
             "d_tg_id": fast["tg_id"] - ref["tg_id"], "seam_ratio": fast["seam_mse"] / ref["seam_mse"],
@@ -133,15 +139,18 @@ def bars(t: pd.DataFrame) -> pd.DataFrame:
 def totals(t: pd.DataFrame) -> str:
     """Seconds of PTI (once per video) + stitching (per edit) summed over the videos, per schedule, and the ratio."""
     edits = t[t["edit"] != "_recon"]
-    sec = {}
+    sec, cpu = {}, {}
     for schedule, g in edits.groupby("schedule"):
         per_video = g.groupby("video").agg(frames=("frames", "first"), pti=("spf_pti", "first"),
-                                           render=("spf_render", "sum"))
+                                           render=("spf_render", "sum"), cpu_pti=("cpu_pti", "first"),
+                                           cpu_stitching=("cpu_stitching", "sum"))
         sec[schedule] = float((per_video["frames"] * (per_video["pti"] + per_video["render"])).sum())
+        cpu[schedule] = float((per_video["cpu_pti"] + per_video["cpu_stitching"]).sum())
     if len(sec) < 2:
         return ""
     return (f"PTI + stitching, all videos and edits: reference {sec['reference']:.0f} s, fast {sec['fast']:.0f} s "
-            f"(ratio {sec['reference'] / sec['fast']:.2f})\n")
+            f"(ratio {sec['reference'] / sec['fast']:.2f}); CPU time {cpu['reference']:.0f} s and {cpu['fast']:.0f} s "
+            f"(ratio {cpu['reference'] / cpu['fast']:.2f})\n")
 
 
 def main() -> None:
@@ -172,11 +181,11 @@ def main() -> None:
     b = bars(t)
     text = "## Per video x schedule x edit (method stit)\n\n" + markdown(t) + "\n\n## fast vs reference\n\n" + markdown(b) + "\n\n" + totals(t)
     if loop:
-        from stitch.tables import read_benchmark
-
         res = a.work / "loop" / "results"
-        one, many = (read_benchmark(res / s / "benchmarks" / "pti.tsv") for s in ("talk_1__fast", f"talk_1_x{loop}__fast"))
-        text += f"\n\nPTI under fast: talk_1 {one:.1f} s, talk_1 x{loop} {many:.1f} s (ratio {many / one:.2f})\n"
+        pti = [res / s / "benchmarks" / "pti.tsv" for s in ("talk_1__fast", f"talk_1_x{loop}__fast")]
+        (one, many), (cpu1, cpu4) = ([read_benchmark(p, c) for p in pti] for c in ("s", "cpu_time"))
+        text += (f"\n\nPTI under fast: talk_1 {one:.1f} s, talk_1 x{loop} {many:.1f} s (ratio {many / one:.2f}; CPU "
+                 f"{cpu1:.1f} s and {cpu4:.1f} s, ratio {cpu4 / cpu1:.2f})\n")
     (a.work / "table.md").write_text(text + "\n")
     print(text)
 

@@ -55,22 +55,24 @@ def stage_benchmarks(method: str, edit: str) -> dict[str, list[str]]:
     return b
 
 
-def read_benchmark(path) -> float:
-    """Wall-clock seconds of a Snakemake benchmark TSV (mean over repeats); NaN when missing."""
+def read_benchmark(path, column: str = "s") -> float:
+    """Wall-clock seconds of a Snakemake benchmark TSV (mean over repeats), or another of its columns (``cpu_time``:
+    CPU seconds); NaN when missing."""
     path = Path(path)
     if not path.is_file():
         return float("nan")
     df = pd.read_csv(path, sep="\t")
-    return float(df["s"].mean()) if "s" in df and len(df) else float("nan")
+    return float(df[column].mean()) if column in df and len(df) else float("nan")
 
 
-def job_seconds(bench_dir, stem: str) -> float:
-    """Seconds of the job ``stem``, or of all its shard jobs (``<stem>_0000.tsv`` ...) summed; NaN when missing."""
+def job_seconds(bench_dir, stem: str, column: str = "s") -> float:
+    """Seconds of the job ``stem``, or of all its shard jobs (``<stem>_0000.tsv`` ...) summed; NaN when missing.
+    ``column``: as :func:`read_benchmark`."""
     path = Path(bench_dir) / f"{stem}.tsv"
     shards = sorted(Path(bench_dir).glob(f"{stem}_[0-9][0-9][0-9][0-9].tsv"))
     if path.is_file() or not shards:
-        return read_benchmark(path)
-    return float(sum(read_benchmark(f) for f in shards))
+        return read_benchmark(path, column)
+    return float(sum(read_benchmark(f, column) for f in shards))
 
 
 def timings(bench_dir, video: str, method: str, edit: str) -> pd.DataFrame:

@@ -4,6 +4,7 @@ passes that really ran (counted with hooks on the synthesis network), and the ta
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -99,3 +100,19 @@ def test_tables_read_work_from_stats_files(tmp_path):
     assert df.loc["stit", "steps_per_frame"] == pytest.approx((120 / 3 + 50) / 10)
     assert df.loc["stit", "forwards_per_frame"] == pytest.approx((20 / 3 + 15) / 10)
     assert np.isnan(df.loc["e4e", "steps_per_frame"])  # no record: not a made-up zero
+
+
+def test_benchmark_columns_wall_and_cpu(tmp_path):
+    """read_benchmark / job_seconds read the wall seconds by default and any other column (cpu_time) on request,
+    summing a job's shards."""
+    from stitch.tables import job_seconds, read_benchmark
+
+    head = "s\th:m:s\tmax_rss\tcpu_time\n"
+    (tmp_path / "pti.tsv").write_text(head + "10.0\t0:00:10\t1\t7.5\n")
+    for i, (s, c) in enumerate([(4.0, 3.0), (6.0, 5.5)]):
+        (tmp_path / f"stitching_smile_{i:04d}.tsv").write_text(head + f"{s}\t0:00:0{int(s)}\t1\t{c}\n")
+    assert read_benchmark(tmp_path / "pti.tsv") == 10.0
+    assert read_benchmark(tmp_path / "pti.tsv", "cpu_time") == 7.5
+    assert job_seconds(tmp_path, "stitching_smile") == 10.0
+    assert job_seconds(tmp_path, "stitching_smile", "cpu_time") == 8.5
+    assert math.isnan(job_seconds(tmp_path, "stitching_older", "cpu_time"))
