@@ -57,7 +57,7 @@ from bench_landmarks import to_1080p  # noqa: E402
 from bench_methods import REPO, SHARED, snakemake  # noqa: E402
 from bench_schedule import loop_clip  # noqa: E402
 
-from stitch.tables import markdown  # noqa: E402
+from stitch.tables import logged_number, markdown  # noqa: E402
 from stitch.video import cut_clip, extract_audio, iter_frames, probe, write_video  # noqa: E402
 
 EDITS = {"older": {"age": 8}}
@@ -195,11 +195,7 @@ def rule_of(path: str, logged: dict[str, tuple[str, str | None]], names: list[st
 def logged_peak_rss(run: Path, job_log: str | None) -> float:
     """The job's exact peak RSS (MB) from the last ``peak RSS <MB> MB`` line of its log (stitch.smk.setup), NaN
     when the log has none."""
-    f = run / job_log if job_log else None
-    if f is None or not f.is_file():
-        return float("nan")
-    found = re.findall(r"peak RSS ([\d.]+) MB", f.read_text(errors="replace"))
-    return float(found[-1]) if found else float("nan")
+    return logged_number(run / job_log, r"peak RSS ([\d.]+) MB") if job_log else float("nan")
 
 
 def rules_table(run: Path, names: list[str]) -> pd.DataFrame:

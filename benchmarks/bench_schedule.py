@@ -30,7 +30,7 @@ sys.path.insert(0, str(HERE))
 
 from bench_methods import REPO, SHARED, snakemake  # noqa: E402
 
-from stitch.tables import job_seconds, markdown, read_benchmark  # noqa: E402
+from stitch.tables import job_cpu_seconds, markdown, read_benchmark  # noqa: E402
 from stitch.video import cut_clip, extract_audio, iter_frames, probe, read_wav, write_video, write_wav  # noqa: E402
 
 EDITS = {"older": {"age": 8}, "smile": {"smile": 3}, "to_male": {"gender": 6}, "to_female": {"gender": -6}}
@@ -107,11 +107,11 @@ def table(work: Path) -> pd.DataFrame:
     for c in ("recon_psnr", "recon_ssim"):
         recon = out[out["edit"] == "_recon"].set_index(["video", "schedule"])[c]
         out[c] = [recon.get((v, s), np.nan) for v, s in zip(out["video"], out["schedule"])]
-    # CPU seconds of the whole PTI job and of the edit's stitching jobs: the wall ratio of short jobs moves with the
-    # share of a core they get beside others, the CPU ratio does not
-    bench = [work / "results" / f"{v}__{s}" / "benchmarks" for v, s in zip(out["video"], out["schedule"])]
-    out["cpu_pti"] = [job_seconds(b, "pti", "cpu_time") for b in bench]
-    out["cpu_stitching"] = [job_seconds(b, f"stitching_{e}", "cpu_time") for b, e in zip(bench, out["edit"])]
+    # CPU seconds of the whole PTI job and of the edit's stitching jobs (their logs' getrusage lines): the wall ratio
+    # of short jobs moves with what runs beside them, the CPU ratio does not
+    logs = [work / "results" / f"{v}__{s}" / "logs" for v, s in zip(out["video"], out["schedule"])]
+    out["cpu_pti"] = [job_cpu_seconds(d, "pti") for d in logs]
+    out["cpu_stitching"] = [job_cpu_seconds(d, f"stitching_{e}") for d, e in zip(logs, out["edit"])]
     return out[[c for c in COLUMNS + ["cpu_pti", "cpu_stitching", "no_stitch_seam_mse"] if c in out]]
 
 
@@ -145,7 +145,8 @@ def totals(t: pd.DataFrame) -> str:
                                            render=("spf_render", "sum"), cpu_pti=("cpu_pti", "first"),
                                            cpu_stitching=("cpu_stitching", "sum"))
         sec[schedule] = float((per_video["frames"] * (per_video["pti"] + per_video["render"])).sum())
-        cpu[schedule] = float((per_video["cpu_pti"] + per_video["cpu_stitching"]).sum())
+        # NaN unless every job logged its CPU time (runs before stitch.smk logged it)
+        cpu[schedule] = float((per_video["cpu_pti"] + per_video["cpu_stitching"]).sum(min_count=len(per_video)))
     if len(sec) < 2:
         return ""
     return (f"PTI + stitching, all videos and edits: reference {sec['reference']:.0f} s, fast {sec['fast']:.0f} s "
@@ -182,8 +183,9 @@ def main() -> None:
     text = "## Per video x schedule x edit (method stit)\n\n" + markdown(t) + "\n\n## fast vs reference\n\n" + markdown(b) + "\n\n" + totals(t)
     if loop:
         res = a.work / "loop" / "results"
-        pti = [res / s / "benchmarks" / "pti.tsv" for s in ("talk_1__fast", f"talk_1_x{loop}__fast")]
-        (one, many), (cpu1, cpu4) = ([read_benchmark(p, c) for p in pti] for c in ("s", "cpu_time"))
+        runs = [res / s for s in ("talk_1__fast", f"talk_1_x{loop}__fast")]
+        one, many = (read_benchmark(r / "benchmarks" / "pti.tsv") for r in runs)
+        cpu1, cpu4 = (job_cpu_seconds(r / "logs", "pti") for r in runs)
         text += (f"\n\nPTI under fast: talk_1 {one:.1f} s, talk_1 x{loop} {many:.1f} s (ratio {many / one:.2f}; CPU "
                  f"{cpu1:.1f} s and {cpu4:.1f} s, ratio {cpu4 / cpu1:.2f})\n")
     (a.work / "table.md").write_text(text + "\n")

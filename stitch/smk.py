@@ -123,9 +123,20 @@ def peak_rss_mb() -> float:
     return kb / 1024.0
 
 
-def _log_peak_rss(handler: logging.Handler) -> None:
-    """The job's peak RSS as the last line of its log file only (stderr's last line stays a failure's one line)."""
-    handler.handle(logging.LogRecord("stitch", logging.INFO, __file__, 0, "peak RSS %.1f MB", (peak_rss_mb(),), None))
+def cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process and its waited-for children (getrusage)."""
+    import resource
+
+    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    return sum(u.ru_utime + u.ru_stime for u in usage)
+
+
+def _log_job_usage(handler: logging.Handler) -> None:
+    """The job's CPU time, then its peak RSS as the last line, in its log file only (stderr's last line stays a
+    failure's one line). Snakemake's benchmark ``cpu_time`` is sampled every 30 s after the first 15 s, so it misses
+    up to 30 s of a job's end; these are exact."""
+    for msg, value in (("CPU time %.1f s", cpu_seconds()), ("peak RSS %.1f MB", peak_rss_mb())):
+        handler.handle(logging.LogRecord("stitch", logging.INFO, __file__, 0, msg, (value,), None))
 
 
 def _configure(snakemake) -> None:
@@ -136,7 +147,7 @@ def _configure(snakemake) -> None:
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if len(snakemake.log):
         handlers.append(logging.FileHandler(str(snakemake.log[0]), mode="w"))
-        atexit.register(_log_peak_rss, handlers[-1])  # before logging's own exit handler (registered earlier)
+        atexit.register(_log_job_usage, handlers[-1])  # before logging's own exit handler (registered earlier)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         handlers=handlers, force=True)
     logging.captureWarnings(True)  # Python warnings into the log too
@@ -144,8 +155,8 @@ def _configure(snakemake) -> None:
 
 def setup(snakemake) -> None:
     """Log to the rule's ``log:`` file (and stderr), keep large buffers out of the heap
-    (:func:`fixed_mmap_threshold`); the job's exact peak RSS is the log's last line (``peak RSS <MB> MB``:
-    Snakemake's benchmark ``max_rss`` is sampled about once a second). Does not import torch (a rule that needs a
+    (:func:`fixed_mmap_threshold`); the job's exact CPU time and peak RSS end its log (``CPU time <s> s``, then
+    ``peak RSS <MB> MB``: Snakemake's benchmark samples both). Does not import torch (a rule that needs a
     device calls :func:`setup_torch`); a library that imports it later gets the rule's threads from
     ``OMP_NUM_THREADS``, which Snakemake sets for every job."""
     _configure(snakemake)

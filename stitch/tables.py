@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -55,24 +56,39 @@ def stage_benchmarks(method: str, edit: str) -> dict[str, list[str]]:
     return b
 
 
-def read_benchmark(path, column: str = "s") -> float:
-    """Wall-clock seconds of a Snakemake benchmark TSV (mean over repeats), or another of its columns (``cpu_time``:
-    CPU seconds); NaN when missing."""
+def read_benchmark(path) -> float:
+    """Wall-clock seconds of a Snakemake benchmark TSV (mean over repeats); NaN when missing. (Its ``cpu_time`` is
+    sampled every 30 s after a job's first 15 s and misses up to 30 s of the end: :func:`job_cpu_seconds`.)"""
     path = Path(path)
     if not path.is_file():
         return float("nan")
     df = pd.read_csv(path, sep="\t")
-    return float(df[column].mean()) if column in df and len(df) else float("nan")
+    return float(df["s"].mean()) if len(df) else float("nan")
 
 
-def job_seconds(bench_dir, stem: str, column: str = "s") -> float:
-    """Seconds of the job ``stem``, or of all its shard jobs (``<stem>_0000.tsv`` ...) summed; NaN when missing.
-    ``column``: as :func:`read_benchmark`."""
-    path = Path(bench_dir) / f"{stem}.tsv"
-    shards = sorted(Path(bench_dir).glob(f"{stem}_[0-9][0-9][0-9][0-9].tsv"))
-    if path.is_file() or not shards:
-        return read_benchmark(path, column)
-    return float(sum(read_benchmark(f, column) for f in shards))
+def job_files(folder, stem: str, suffix: str) -> list[Path]:
+    """The file ``<stem><suffix>`` of a job, or the files of all its shard jobs (``<stem>_0000<suffix>`` ...)."""
+    path = Path(folder) / f"{stem}{suffix}"
+    shards = sorted(Path(folder).glob(f"{stem}_[0-9][0-9][0-9][0-9]{suffix}"))
+    return [path] if path.is_file() or not shards else shards
+
+
+def job_seconds(bench_dir, stem: str) -> float:
+    """Wall seconds of the job ``stem``, or of all its shard jobs summed; NaN when missing."""
+    return float(sum(read_benchmark(f) for f in job_files(bench_dir, stem, ".tsv")))
+
+
+def logged_number(path, pattern: str) -> float:
+    """The number of the last match of ``pattern`` (one group) in a log file; NaN when there is none."""
+    path = Path(path)
+    found = re.findall(pattern, path.read_text(errors="replace")) if path.is_file() else []
+    return float(found[-1]) if found else float("nan")
+
+
+def job_cpu_seconds(log_dir, stem: str) -> float:
+    """CPU seconds of the job ``stem`` (or its shard jobs summed) from the ``CPU time <s> s`` line stitch.smk ends
+    each job's log with (getrusage: exact); NaN when missing."""
+    return float(sum(logged_number(f, r"CPU time ([\d.]+) s") for f in job_files(log_dir, stem, ".log")))
 
 
 def timings(bench_dir, video: str, method: str, edit: str) -> pd.DataFrame:

@@ -168,6 +168,17 @@ def write_video(
     return writer.n
 
 
+def encoder_threads() -> int:
+    """x264's threads: the job's thread budget (Snakemake sets ``OMP_NUM_THREADS`` to the rule's ``threads:`` for
+    every job), not x264's default of 1.5 per core of the whole machine; 0 (x264's choice) outside a job."""
+    import os
+
+    try:
+        return max(0, int(os.environ.get("OMP_NUM_THREADS", "0")))
+    except ValueError:
+        return 0
+
+
 class VideoWriter:
     """Write RGB frames one at a time as H.264 (+ AAC from a WAV at the end): ``with VideoWriter(...) as w:
     w.write(frame)``. The file appears (atomically) only when the block ends without an error.
@@ -198,6 +209,7 @@ class VideoWriter:
         vs.pix_fmt = "yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p"
         vs.codec_context.time_base = self.tb
         vs.options = {"crf": str(self.crf), "preset": "medium"}
+        vs.codec_context.thread_count = encoder_threads()
         self._audio = add_audio_stream(out, self.audio_path) if self.audio_path is not None else None
         self._bar = tqdm(total=self.total, desc=f"encode {self.path.name}", leave=False, mininterval=5)
         self._shape = (h, w, 3)

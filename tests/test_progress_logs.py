@@ -68,3 +68,25 @@ def test_user_error_stays_one_line(tmp_path):
     assert proc.stderr.strip().splitlines()[-1] == "stitch error: clip.mp4: no face found; try landmarks.upsample: 1"
     # the job's exact peak RSS (getrusage) closes its log file, not stderr
     assert re.search(r"stitch: peak RSS \d+\.\d MB$", log.strip()) and "peak RSS" not in proc.stderr
+
+
+def test_job_cpu_time_is_logged_exactly(tmp_path):
+    """The job's CPU seconds (getrusage, with its waited-for children) come before the peak RSS at the end of its
+    log: a job that burns 0.6 s of CPU in itself and 0.6 s in a child, then sleeps 2 s, logs 1.2 s + its start-up."""
+    proc, log = _run_rule_script(tmp_path, """
+        import subprocess, sys, time
+        def burn(seconds):
+            t0 = time.process_time()
+            while time.process_time() - t0 < seconds:
+                pass
+        burn(0.6)
+        subprocess.run([sys.executable, "-c", "import time\\nt0 = time.process_time()\\n"
+                        "while time.process_time() - t0 < 0.6: pass"], check=True)
+        time.sleep(2.0)  # wall time, no CPU
+    """)
+    assert proc.returncode == 0, proc.stderr
+    lines = log.strip().splitlines()
+    cpu = re.search(r"stitch: CPU time (\d+\.\d) s$", lines[-2])
+    assert cpu and 1.2 <= float(cpu.group(1)) < 2.5, lines[-2:]  # + start-up; the wall time is over 3.2 s
+    assert re.search(r"stitch: peak RSS \d+\.\d MB$", lines[-1])
+    assert "CPU time" not in proc.stderr

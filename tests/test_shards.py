@@ -28,6 +28,26 @@ def test_shard_ranges_cover_every_frame_once():
         shard_range(4, 33, 10)
 
 
+def test_x264_gets_the_jobs_threads(tmp_path, monkeypatch):
+    """The encoder's threads are the job's (OMP_NUM_THREADS, set by Snakemake from the rule's threads), not x264's
+    1.5 per machine core; x264 chooses (0) outside a job; with one thread the bytes do not depend on the machine."""
+    from stitch.video import VideoWriter, encoder_threads
+
+    frames = [np.full((48, 64, 3), 10 * i, np.uint8) for i in range(6)]
+    for env, want in (("1", 1), ("3", 3), ("", 0), ("x", 0)):
+        monkeypatch.setenv("OMP_NUM_THREADS", env)
+        assert encoder_threads() == want, env
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    digests = []
+    for k in range(2):
+        with VideoWriter(tmp_path / f"{k}.mp4", 24, total=len(frames)) as w:
+            for f in frames:
+                w.write(f)
+            assert w._vs.codec_context.thread_count == 1
+        digests.append((tmp_path / f"{k}.mp4").read_bytes())
+    assert digests[0] == digests[1]
+
+
 def test_figure_boxes_of_faceless_frames_come_from_the_nearest_face():
     """figures' face boxes fill frames without a face from the nearest one by binary search (the (T, T) distance
     table it built was 184 MB at 4,800 frames: the figures job grew 2.6x), same boxes as the table."""

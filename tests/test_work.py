@@ -102,17 +102,23 @@ def test_tables_read_work_from_stats_files(tmp_path):
     assert np.isnan(df.loc["e4e", "steps_per_frame"])  # no record: not a made-up zero
 
 
-def test_benchmark_columns_wall_and_cpu(tmp_path):
-    """read_benchmark / job_seconds read the wall seconds by default and any other column (cpu_time) on request,
-    summing a job's shards."""
-    from stitch.tables import job_seconds, read_benchmark
+def test_job_wall_seconds_from_benchmarks_and_cpu_seconds_from_logs(tmp_path):
+    """job_seconds sums a job's shards' benchmark wall seconds; job_cpu_seconds their logs' last ``CPU time`` line
+    (exact, where the benchmark's sampled cpu_time is not); NaN when the job left nothing."""
+    from stitch.tables import job_cpu_seconds, job_seconds, read_benchmark
 
     head = "s\th:m:s\tmax_rss\tcpu_time\n"
     (tmp_path / "pti.tsv").write_text(head + "10.0\t0:00:10\t1\t7.5\n")
-    for i, (s, c) in enumerate([(4.0, 3.0), (6.0, 5.5)]):
-        (tmp_path / f"stitching_smile_{i:04d}.tsv").write_text(head + f"{s}\t0:00:0{int(s)}\t1\t{c}\n")
-    assert read_benchmark(tmp_path / "pti.tsv") == 10.0
-    assert read_benchmark(tmp_path / "pti.tsv", "cpu_time") == 7.5
+    (tmp_path / "pti.log").write_text("x INFO stitch: CPU time 3.0 s\nx INFO stitch: CPU time 9.8 s\n"
+                                      "x INFO stitch: peak RSS 400.0 MB\n")  # a rerun appended: the last counts
+    for i, (s, c) in enumerate([(4.0, 3.5), (6.0, 5.5)]):
+        (tmp_path / f"stitching_smile_{i:04d}.tsv").write_text(head + f"{s}\t0:00:0{int(s)}\t1\t1.0\n")
+        (tmp_path / f"stitching_smile_{i:04d}.log").write_text(f"x INFO stitch: CPU time {c} s\n")
+    (tmp_path / "stitching_to_male_0000.log").write_text("x INFO stitch.stitching: killed before the end\n")
+    assert read_benchmark(tmp_path / "pti.tsv") == job_seconds(tmp_path, "pti") == 10.0
+    assert job_cpu_seconds(tmp_path, "pti") == 9.8
     assert job_seconds(tmp_path, "stitching_smile") == 10.0
-    assert job_seconds(tmp_path, "stitching_smile", "cpu_time") == 8.5
-    assert math.isnan(job_seconds(tmp_path, "stitching_older", "cpu_time"))
+    assert job_cpu_seconds(tmp_path, "stitching_smile") == 9.0
+    assert math.isnan(job_seconds(tmp_path, "stitching_older"))
+    assert math.isnan(job_cpu_seconds(tmp_path, "stitching_older"))
+    assert math.isnan(job_cpu_seconds(tmp_path, "stitching_to_male"))

@@ -17,6 +17,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 CLIP_FRAMES = 33
+# no GPU here: the GPU rules (gpu=1, one torch thread each) run on the CPU, two at a time like the other jobs
+GPU_SLOTS = 2
 
 _CACHE: dict[str, Path] = {}
 
@@ -67,10 +69,11 @@ def make_workdir(
 
 
 def snakemake_cmd(workdir: Path, *args: str) -> list[str]:
-    """The command line that runs the repo's Snakefile in ``workdir`` on 2 cores with one 'GPU'."""
+    """The command line that runs the repo's Snakefile in ``workdir`` on 2 cores, GPU_SLOTS GPU jobs at once."""
     exe = Path(sys.executable).with_name("snakemake")
     # extra args first: options like --resources take several values and would swallow targets after them
-    return [str(exe), *args, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2", "--resources", "gpu=1"]
+    return [str(exe), *args, "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2",
+            "--resources", f"gpu={GPU_SLOTS}"]
 
 
 def run_snakemake(workdir: Path, *args: str, check: bool = True, timeout: float = 1200) -> subprocess.CompletedProcess:

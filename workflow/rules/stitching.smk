@@ -82,7 +82,7 @@ rule paste:
         feather=lambda wc: setting(wc.video, "paste", "feather"),
         mode=lambda wc: setting(wc.video, "paste", "mode"),
         shard_frames=lambda wc: shard_frames(wc.video),
-    threads: 2  # x264's threads
+    threads: 1  # x264 gets the job's threads (stitch.video.encoder_threads); shard jobs run side by side
     resources:
         mem_mb=4000,
         runtime=30,
@@ -109,7 +109,7 @@ rule paste_recon:
         feather=lambda wc: setting(wc.video, "paste", "feather"),
         mode=lambda wc: setting(wc.video, "paste", "mode"),
         shard_frames=lambda wc: shard_frames(wc.video),
-    threads: 2  # x264's threads
+    threads: 1  # x264 gets the job's threads (stitch.video.encoder_threads); shard jobs run side by side
     resources:
         mem_mb=4000,
         runtime=30,
