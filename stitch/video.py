@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import wave
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -171,8 +172,6 @@ def write_video(
 def encoder_threads() -> int:
     """x264's threads: the job's thread budget (Snakemake sets ``OMP_NUM_THREADS`` to the rule's ``threads:`` for
     every job), not x264's default of 1.5 per core of the whole machine; 0 (x264's choice) outside a job."""
-    import os
-
     try:
         return max(0, int(os.environ.get("OMP_NUM_THREADS", "0")))
     except ValueError:

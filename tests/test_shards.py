@@ -30,7 +30,7 @@ def test_shard_ranges_cover_every_frame_once():
 
 def test_x264_gets_the_jobs_threads(tmp_path, monkeypatch):
     """The encoder's threads are the job's (OMP_NUM_THREADS, set by Snakemake from the rule's threads), not x264's
-    1.5 per machine core; x264 chooses (0) outside a job; with one thread the bytes do not depend on the machine."""
+    1.5 per machine core; x264 chooses (0) outside a job; two 1-thread encodes of the same frames are identical."""
     from stitch.video import VideoWriter, encoder_threads
 
     frames = [np.full((48, 64, 3), 10 * i, np.uint8) for i in range(6)]
