@@ -110,7 +110,8 @@ def table(work: Path) -> pd.DataFrame:
     # CPU seconds of the whole PTI job and of the edit's stitching jobs (their logs' getrusage lines): the wall ratio
     # of short jobs moves with what runs beside them, the CPU ratio does not
     logs = [work / "results" / f"{v}__{s}" / "logs" for v, s in zip(out["video"], out["schedule"])]
-    out["cpu_pti"] = [job_cpu_seconds(d, "pti") for d in logs]
+    cpu_pti = {d: job_cpu_seconds(d, "pti") for d in set(logs)}  # one PTI job per video x schedule
+    out["cpu_pti"] = [cpu_pti[d] for d in logs]
     out["cpu_stitching"] = [job_cpu_seconds(d, f"stitching_{e}") for d, e in zip(logs, out["edit"])]
     return out[[c for c in COLUMNS + ["cpu_pti", "cpu_stitching", "no_stitch_seam_mse"] if c in out]]
 

@@ -55,6 +55,7 @@ class PTIConfig:
     beta2: float = 0.999  # Adam's second-moment decay (STIT: 0.999)
     ema: float = 0.0  # > 0: the result is the running average of the weights, this decay per update (STIT: off)
     freeze_below: int = 0  # synthesis blocks below this resolution (px) keep the pack's weights (STIT: 0, all tuned)
+    max_steps_per_frame: float = 0.0  # > 0: fewer epochs so the steps stay within this many per frame of the track
 
     @classmethod
     def from_settings(cls, settings: dict) -> "PTIConfig":
@@ -103,8 +104,8 @@ class CalibrateConfig:
 
 #: schedule name -> {stage: {key: value}}: a layer of the settings resolver between config.yaml and the pack's
 #: defaults (stitch.settings). ``reference`` is STIT's (nothing changed); ``fast`` tunes PTI on keyframes (constant
-#: learning rate, running average of the weights, blocks below 16 px frozen, the edit regulariser on every 8th update)
-#: and caps each frame's stitching at 10 steps, each started from PTI's weights as STIT does: a warm start from the
+#: learning rate, running average of the weights, blocks below 16 px frozen, the edit regulariser on every 8th update,
+#: at most 14 steps per frame of the video: a short clip gets fewer epochs) and caps each frame's stitching at 10 steps, each started from PTI's weights as STIT does: a warm start from the
 #: previous frame's carries the edit's undoing from frame to frame (act_d12: 4x the steps, seam 1.4x, TG-ID -0.012);
 #: issue #13, values chosen with pilots, README "Schedules".
 SCHEDULES: dict[str, dict[str, dict[str, Any]]] = {
@@ -112,7 +113,7 @@ SCHEDULES: dict[str, dict[str, dict[str, Any]]] = {
     "fast": {
         "pti": {"keyframes": 32, "batch": 1, "epochs": 49, "lr": 1.5e-3, "lr_schedule": "constant", "refine_frames": 8,
                 "edit_reg_every": 8, "beta2": 0.99, "ema": 0.99, "freeze_below": 16, "keyframe_radius": 0.25,
-                "keyframe_spacing": 4},
+                "keyframe_spacing": 4, "max_steps_per_frame": 14},
         "stitching": {"max_steps": 10},
     },
 }

@@ -29,6 +29,7 @@ from stitch.configs import PTIConfig
 from stitch.edit import TYPICAL_FACTOR
 from stitch.keyframes import lagging_frames, select_keyframes
 from stitch.models.stylegan2 import Generator
+from stitch.pti_budget import planned_epochs
 from stitch.pti_frames import ArrayFrames, TrackFrames, block_frames, epoch_order
 from stitch.tensors import adam, render
 from stitch.work import sum_work, work
@@ -104,24 +105,29 @@ def pti_tune(
     keys = select_keyframes(features, cfg.keyframes, cfg.keyframe_radius, cfg.keyframe_spacing)
     if len(keys) < n:  # a keyframe set (bounded by the schedule) stays in memory; all frames stream
         frames.hold(keys)
-    added = np.zeros(0, np.int64)
-    bar = tqdm(total=cfg.epochs * len(keys), desc="pti", disable=not progress)
+    added, refine = np.zeros(0, np.int64), cfg.refine_frames > 0 and len(keys) < n
+    epochs, epoch = planned_epochs(cfg, n, len(keys), regularise), 0
+    bar = tqdm(total=epochs * len(keys), desc="pti", disable=not progress)
     loss = float("nan")
-    for epoch in range(cfg.epochs):
-        if cfg.refine_frames > 0 and len(keys) < n and epoch == cfg.epochs // 2:
-            added = lagging_frames(tuner.psnr_all().numpy(), keys, features, cfg.refine_frames, cfg.refine_margin_db)
+    while epoch < epochs:
+        if refine and epoch == epochs // 2:
+            refine, added = False, lagging_frames(tuner.psnr_all().numpy(), keys, features, cfg.refine_frames,
+                                                  cfg.refine_margin_db)
             keys = np.union1d(keys, added)
             frames.hold(added)
-            bar.total += (cfg.epochs - epoch) * len(added)
-        tuner.set_lr(cfg.lr * _lr_factor(cfg.lr_schedule, epoch, cfg.epochs))
+            epochs = planned_epochs(cfg, n, len(keys), regularise, refined=True, epoch=epoch, steps=tuner.steps,
+                                    updates=tuner.updates)  # the frames really added, not the most that could be
+            bar.total = bar.n + (epochs - epoch) * len(keys)
+        tuner.set_lr(cfg.lr * _lr_factor(cfg.lr_schedule, epoch, epochs))
         order = epoch_order(frames, keys, rng)
         for i in range(0, len(order), cfg.batch):
             loss = tuner.step(order[i : i + cfg.batch])
             bar.update(len(order[i : i + cfg.batch]))
-        bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.4f}")
+        epoch += 1
+        bar.set_postfix(epoch=epoch, loss=f"{loss:.4f}")
     bar.close()
     Gt = tuner.result()
-    stats = _stats(cfg, tuner, keys, added, before, frames_psnr(Gt, frames, device), perceptual)
+    stats = _stats(cfg, epochs, tuner, keys, added, before, frames_psnr(Gt, frames, device), perceptual)
     log.info("PTI: %d frames (%d keyframes, %d added), %d steps, PSNR %.2f -> %.2f dB (min %.2f); %d shard reads",
              n, len(keys), len(added), tuner.steps, stats["psnr_before"] or 0, stats["psnr_after"] or 0,
              stats["psnr_after_min"] or 0, frames.loads)
@@ -137,10 +143,11 @@ def frames_psnr(G: Generator, frames: TrackFrames, device="cpu") -> torch.Tensor
     return torch.cat(out) if out else torch.zeros(0)
 
 
-def _stats(cfg: PTIConfig, tuner, keys, added, before: torch.Tensor, after: torch.Tensor, perceptual) -> dict:
+def _stats(cfg: PTIConfig, epochs: int, tuner, keys, added, before: torch.Tensor, after: torch.Tensor,
+           perceptual) -> dict:
     n = len(after)
     return {
-        "frames": n, "epochs": cfg.epochs, "steps": tuner.steps, "lpips": perceptual is not None,
+        "frames": n, "epochs": epochs, "steps": tuner.steps, "lpips": perceptual is not None,
         "edit_reg_weight": cfg.edit_reg_weight, "keyframes": keys.tolist(), "refined": added.tolist(),
         "psnr_before": float(before.mean()) if n else None, "psnr_after": float(after.mean()) if n else None,
         "psnr_after_min": float(after.min()) if n else None, "psnr_after_per_frame": after.tolist(),

@@ -6,7 +6,8 @@ with masked_MSE = sum(err * mask) / sum(mask); Adam lr 3e-4; up to ``max_steps``
 loss is below ``border_threshold``. ``edited_0`` is the PTI generator's edited image before tuning.
 
 Work is counted per frame (``stitch.work``): ``steps`` = tuning steps (forward + backward + Adam), ``forwards`` =
-forward-only passes (the untuned edited image, the render that finds the border already matching, the final render).
+forward-only passes (the untuned edited image, which is also the result when its border already matches and the
+tuning starts from PTI's weights; the render that finds a carried-over tuning's border matching; the final render).
 """
 
 from __future__ import annotations
@@ -49,9 +50,13 @@ def stitch_frame(
         edited0 = G.synthesis(w_edit.to(device), noise_mode="const")
     if cfg.max_steps <= 0 or float(border.sum()) == 0:
         return edited0.cpu(), {"steps": 0, "forwards": 1, "border_loss": None}
+    original, border, content, w = original.to(device), border.to(device), content.to(device), w_edit.to(device)
+    if tuning is None:  # tuning starts from PTI's weights, whose render is edited0: a matching border needs no copy
+        start = float(masked_mse(edited0, original, border))
+        if start < cfg.border_threshold:
+            return edited0.cpu(), {"steps": 0, "forwards": 1, "border_loss": start, "border_loss_start": start}
     tuning = tuning or Tuning(G, cfg, device)
     Gt, opt = tuning.Gt, tuning.opt
-    original, border, content, w = original.to(device), border.to(device), content.to(device), w_edit.to(device)
     steps, forwards, border_loss, border_start, img = 0, 1, None, None, edited0
     for _ in range(cfg.max_steps):
         img = Gt.synthesis(w, noise_mode="const")

@@ -108,6 +108,47 @@ def test_keyframe_pti_steps_are_bounded(G, n):
     assert len(st["psnr_after_per_frame"]) == n and st["work"]["generator_forwards"] == 3 * n  # before/check/after
 
 
+@pytest.mark.parametrize("cap, batch", [(4.0, 1), (7.0, 2), (0.5, 1)], ids=["4 per frame", "7, batch 2", "below one epoch"])
+def test_pti_steps_stay_within_the_per_frame_cap(G, cap, batch):
+    """``max_steps_per_frame`` takes epochs off until the most steps the run could take (every refine frame added,
+    the regulariser's extra image) fit: the steps really taken stay within cap x frames, and one more epoch would
+    not fit. At least one epoch runs."""
+    import torch
+
+    from stitch.pti import edit_space, planned_epochs
+
+    n = 10
+    ws, crops = pivot_frames(G, n)
+    lm, _ = synthetic_track(np.random.default_rng(3))
+    space = edit_space({"age": torch.randn(G.num_ws, G.w_dim, generator=torch.Generator().manual_seed(0)) * 0.1})
+    cfg = PTIConfig(epochs=12, lr=1e-3, keyframes=4, batch=batch, refine_frames=2, refine_margin_db=0.0,
+                    edit_reg_weight=1.0, edit_reg_every=2, max_steps_per_frame=cap)
+    _, st = pti_tune(G, ws, crops, cfg, progress=False, features=landmark_features(lm[:n]), space=space)
+    assert 1 <= st["epochs"] < 12
+    if cap * n < 4 + 2 + batch:  # less than one epoch's steps: one epoch runs
+        assert st["epochs"] == 1
+    else:
+        assert st["steps"] <= cap * n
+        one_more = PTIConfig(**{**cfg.__dict__, "max_steps_per_frame": 0.0, "epochs": st["epochs"] + 1})
+        _, more = pti_tune(G, ws, crops, one_more, progress=False, features=landmark_features(lm[:n]), space=space)
+        assert more["steps"] > cap * n  # the largest number of epochs that fits
+    assert planned_epochs(PTIConfig(epochs=12, max_steps_per_frame=0.0), n, 4, regularise=True) == 12  # no cap
+
+
+def test_the_step_budget_is_planned_again_with_the_frames_really_added():
+    """talk_1's numbers under the fast preset capped at 14 steps per frame: 135 frames, 32 keyframes. Counting all 8
+    refine frames the plan is 46 epochs (refine after 23); with the 4 talk_1 really adds, 49 fit again, with 8 not."""
+    from stitch.pti_budget import planned_epochs
+
+    cfg = PTIConfig(**{**SCHEDULES["fast"]["pti"], "max_steps_per_frame": 14.0})
+    assert (cfg.epochs, cfg.refine_frames, cfg.edit_reg_every) == (49, 8, 8)
+    assert planned_epochs(cfg, 135, 32, regularise=True) == 46
+    done = {"epoch": 23, "steps": 23 * 32 + 92, "updates": 23 * 32}  # 92 regularised updates among the first 736
+    assert planned_epochs(cfg, 135, 32 + 4, True, refined=True, **done) == 49  # 1,881 steps <= 1,890
+    assert planned_epochs(cfg, 135, 32 + 8, True, refined=True, **done) == 46  # 1,863; 47 epochs would be 1,908
+    assert planned_epochs(cfg, 135, 32, regularise=False) == 49  # without the regulariser 49 x 32 + 25 x 8 fit
+
+
 def test_reference_pti_is_unchanged_by_the_keyframe_code(G):
     """keyframes 0, batch 1, constant lr: every frame once per epoch, one step each (STIT)."""
     ws, crops = pivot_frames(G, 5)

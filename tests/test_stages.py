@@ -12,7 +12,7 @@ from stitch.invert import invert_crops
 from stitch.models.native import load_bundle, save_bundle
 from stitch.packs import Pack, make_random_pack
 from stitch.pti import PTIConfig, edit_space, pti_tune
-from stitch.stitching import StitchingConfig, masked_mse, stitch_frame
+from stitch.stitching import StitchingConfig, Tuning, masked_mse, stitch_frame
 from stitch.tensors import crops_to_tensor, render, tensor_to_crops
 
 
@@ -110,8 +110,14 @@ def test_stitching_pulls_border_towards_original_and_stops_early(tiny_pack):
         start = float(masked_mse(G.synthesis(w), original, border))
     img, st = stitch_frame(G, w, original, border, content, StitchingConfig(max_steps=30, lr=3e-3, border_threshold=0.0))
     assert st["steps"] == 30 and st["border_loss"] < start
-    _, st2 = stitch_frame(G, w, original, border, content, StitchingConfig(max_steps=30, border_threshold=1e9))
-    assert st2["steps"] == 0 and st2["forwards"] == 2  # early stop: the first render already matches the border
+    cfg = StitchingConfig(max_steps=30, border_threshold=1e9)
+    img2, st2 = stitch_frame(G, w, original, border, content, cfg)
+    # early stop from PTI's weights: the untuned render already matches the border and is the result, no copy tuned
+    assert st2["steps"] == 0 and st2["forwards"] == 1 and st2["border_loss"] == pytest.approx(start)
+    with torch.no_grad():
+        assert torch.equal(img2, G.synthesis(w, noise_mode="const"))
+    _, st3 = stitch_frame(G, w, original, border, content, cfg, tuning=Tuning(G, cfg))
+    assert st3["steps"] == 0 and st3["forwards"] == 2  # a carried-over tuning is rendered to check its border
 
 
 def test_bundle_round_trip_is_bit_exact(tmp_path, tiny_pack):
