@@ -105,9 +105,10 @@ class CalibrateConfig:
 #: schedule name -> {stage: {key: value}}: a layer of the settings resolver between config.yaml and the pack's
 #: defaults (stitch.settings). ``reference`` is STIT's (nothing changed); ``fast`` tunes PTI on keyframes (constant
 #: learning rate, running average of the weights, blocks below 16 px frozen, the edit regulariser on every 8th update,
-#: at most 14 steps per frame of the video: a short clip gets fewer epochs) and caps each frame's stitching at 10 steps, each started from PTI's weights as STIT does: a warm start from the
-#: previous frame's carries the edit's undoing from frame to frame (act_d12: 4x the steps, seam 1.4x, TG-ID -0.012);
-#: issue #13, values chosen with pilots, README "Schedules".
+#: at most 14 steps per frame of the video: a short clip gets fewer epochs) and caps each frame's stitching at 10
+#: steps, each started from PTI's weights as STIT does: a warm start from the previous frame's carries the edit's
+#: undoing from frame to frame (act_d12: 4x the steps, seam 1.4x, TG-ID -0.012); issue #13, values chosen with
+#: pilots, README "Schedules".
 SCHEDULES: dict[str, dict[str, dict[str, Any]]] = {
     "reference": {},
     "fast": {
