@@ -115,7 +115,8 @@ def test_pti_steps_stay_within_the_per_frame_cap(G, cap, batch):
     not fit. At least one epoch runs."""
     import torch
 
-    from stitch.pti import edit_space, planned_epochs
+    from stitch.pti import edit_space
+    from stitch.pti_budget import planned_epochs
 
     n = 10
     ws, crops = pivot_frames(G, n)
