@@ -80,7 +80,8 @@ def pti_tune(
     features: np.ndarray | None = None,
     frames: TrackFrames | None = None,
 ) -> tuple[Generator, dict]:
-    """Return a tuned copy of ``G`` (``G`` itself is untouched) and PSNR before/after of every frame.
+    """Return a tuned copy of ``G`` (``G`` itself is untouched) and its stats: the PSNR of every frame after, and
+    before and after on the keyframes chosen at the start (every frame when there are no keyframes).
 
     The frames are ``pivots`` (N, ws, w_dim) and ``crops`` (N, R, R, 3) uint8 in memory, or ``frames`` read shard by
     shard from disk (:class:`stitch.pti_frames.TrackFrames`; pivots and crops None).
@@ -100,11 +101,12 @@ def pti_tune(
     n = len(frames)
     features = frames.pivots().reshape(n, -1) if features is None else np.asarray(features)
     assert len(features) == n, (features.shape, n)
-    before = frames_psnr(G, frames, device)
     tuner = _Tuner(G, frames, cfg, perceptual, device, space if regularise else None, rng)
     keys = select_keyframes(features, cfg.keyframes, cfg.keyframe_radius, cfg.keyframe_spacing)
     if len(keys) < n:  # a keyframe set (bounded by the schedule) stays in memory; all frames stream
         frames.hold(keys)
+    first_keys = keys  # the untuned generator is rendered on these only: a pass over every frame would be linear
+    before = frames_psnr(G, frames, device, first_keys)
     added, refine = np.zeros(0, np.int64), cfg.refine_frames > 0 and len(keys) < n
     epochs, epoch = planned_epochs(cfg, n, len(keys), regularise), 0
     bar = tqdm(total=epochs * len(keys), desc="pti", disable=not progress)
@@ -127,32 +129,38 @@ def pti_tune(
         bar.set_postfix(epoch=epoch, loss=f"{loss:.4f}")
     bar.close()
     Gt = tuner.result()
-    stats = _stats(cfg, epochs, tuner, keys, added, before, frames_psnr(Gt, frames, device), perceptual)
-    log.info("PTI: %d frames (%d keyframes, %d added), %d steps, PSNR %.2f -> %.2f dB (min %.2f); %d shard reads",
-             n, len(keys), len(added), tuner.steps, stats["psnr_before"] or 0, stats["psnr_after"] or 0,
-             stats["psnr_after_min"] or 0, frames.loads)
+    stats = _stats(cfg, epochs, tuner, keys, added, first_keys, before, frames_psnr(Gt, frames, device), perceptual)
+    log.info("PTI: %d frames (%d keyframes, %d added), %d steps, PSNR of the first %d keyframes %.2f -> %.2f dB, "
+             "of all frames %.2f dB (min %.2f); %d shard reads", n, len(keys), len(added), tuner.steps,
+             len(first_keys), stats["psnr_before_keyframes"] or 0, stats["psnr_after_keyframes"] or 0,
+             stats["psnr_after"] or 0, stats["psnr_after_min"] or 0, frames.loads)
     return Gt.cpu(), stats
 
 
-def frames_psnr(G: Generator, frames: TrackFrames, device="cpu") -> torch.Tensor:
-    """(N,) PSNR of ``G`` rendered at every frame's pivot against its crop, a chunk at a time."""
+def frames_psnr(G: Generator, frames: TrackFrames, device="cpu", only: np.ndarray | None = None) -> torch.Tensor:
+    """(N,) PSNR of ``G`` rendered at every frame's pivot against its crop (or at frames ``only``: one value each),
+    a chunk at a time."""
     out = []
-    for idx in frames.chunks():
+    for idx in frames.chunks(only=only):
         ws, targets = frames.batch(idx)
         out.append(psnr(render(G, ws, device=device), targets))
     return torch.cat(out) if out else torch.zeros(0)
 
 
-def _stats(cfg: PTIConfig, epochs: int, tuner, keys, added, before: torch.Tensor, after: torch.Tensor,
+def _stats(cfg: PTIConfig, epochs: int, tuner, keys, added, first_keys, before: torch.Tensor, after: torch.Tensor,
            perceptual) -> dict:
-    n = len(after)
+    """``before``: the untuned generator's PSNR on ``first_keys`` (the keyframes chosen at the start; every frame
+    under ``reference``); ``after``: the tuned generator's on every frame."""
+    n, m = len(after), len(first_keys)
     return {
         "frames": n, "epochs": epochs, "steps": tuner.steps, "lpips": perceptual is not None,
         "edit_reg_weight": cfg.edit_reg_weight, "keyframes": keys.tolist(), "refined": added.tolist(),
-        "psnr_before": float(before.mean()) if n else None, "psnr_after": float(after.mean()) if n else None,
+        "psnr_before_keyframes": float(before.mean()) if m else None,
+        "psnr_after_keyframes": float(after[torch.as_tensor(first_keys)].mean()) if m else None,
+        "psnr_after": float(after.mean()) if n else None,
         "psnr_after_min": float(after.min()) if n else None, "psnr_after_per_frame": after.tolist(),
-        # forwards: the before / after renders and the other renders counted by the tuner
-        "work": work(tuner.steps, 2 * n + tuner.forwards, shared_by_edits=True),
+        # forwards: the before (first keyframes) / after (every frame) renders and those counted by the tuner
+        "work": work(tuner.steps, m + n + tuner.forwards, shared_by_edits=True),
     }
 
 

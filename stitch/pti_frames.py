@@ -116,10 +116,12 @@ class TrackFrames:
         ws = torch.as_tensor(np.stack([w for w, _ in pairs]), dtype=torch.float32)
         return ws, crops_to_tensor(np.stack([c for _, c in pairs]))
 
-    def chunks(self, size: int = 16) -> Iterator[np.ndarray]:
-        """All frames in video order, ``size`` at a time (as :func:`stitch.tensors.render` batches them)."""
-        for a in range(0, self.n, size):
-            yield np.arange(a, min(a + size, self.n))
+    def chunks(self, size: int = 16, only: np.ndarray | None = None) -> Iterator[np.ndarray]:
+        """All frames (or frames ``only``) in video order, ``size`` at a time (as :func:`stitch.tensors.render`
+        batches them)."""
+        idx = np.arange(self.n) if only is None else np.sort(np.asarray(only, np.int64))
+        for a in range(0, len(idx), size):
+            yield idx[a : a + size]
 
     def pivots(self) -> np.ndarray:
         """(n, ws, w_dim) every pivot (the keyframe features when no landmarks are given; small per frame)."""
