@@ -3,15 +3,23 @@
 with the video's length). The child processes import no torch (a rule job does, and allocates differently).
 
     python benchmarks/bench_malloc.py [--frames 40 320 1200] [--source talk_1] [--work results/bench_malloc]
+    python benchmarks/bench_malloc.py --torch [--rounds 2]
 
 Builds ``<work>/<source>_1080p.mp4`` once (the source's frames enlarged into 1920x1080, looped to the largest
 size), then for each size and mode decodes that many frames in a fresh process (``stitch.video.iter_frames``, as
 the per-frame stages do) and prints its peak RSS (``VmHWM``).
+
+``--torch``: what the fixed threshold costs a tuning job, which decodes no video (``stitch.smk.setup_torch``
+leaves glibc's dynamic threshold to those): in a fresh process per threshold (glibc default, fixed 1 MB, 4 MB,
+16 MB), alternating, ``--rounds`` times, the demo pack's generator renders 540 random pivots as PTI's PSNR check
+does (``stitch.pti.frames_psnr``), then PTI tunes 200 of them for one epoch (200 steps at ``fast``'s settings,
+with the edit regulariser, and its renders of the 200 before and after), one torch thread; prints the seconds, the system (kernel) seconds and the page faults of each.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +45,53 @@ for frame in itertools.islice(iter_frames({video!r}), {n}):
 print(int(re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1)) // 1024)
 """
 
+TORCH_CHILD = """
+import resource, sys, time
+sys.path.insert(0, {repo!r})
+from stitch.memory import fixed_mmap_threshold
+if {nbytes}:
+    assert fixed_mmap_threshold({nbytes})
+import numpy as np, torch
+torch.set_num_threads(1)
+from stitch.configs import SCHEDULES, PTIConfig
+from stitch.packs import Pack
+from stitch.pti import edit_space, frames_psnr, pti_tune
+from stitch.pti_frames import ArrayFrames
+pack = Pack.open({pack!r})
+G = pack.generator()
+rng = np.random.default_rng(0)
+ws = (G.mapping.w_avg + 0.3 * torch.randn(540, G.w_dim, generator=torch.Generator().manual_seed(0)))
+ws = ws[:, None].repeat(1, G.num_ws, 1).numpy()
+crops = rng.integers(0, 256, (540, G.img_resolution, G.img_resolution, 3), np.uint8)
+def usage():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return time.perf_counter(), r.ru_stime, r.ru_minflt
+a = usage()
+frames_psnr(G, ArrayFrames(ws, crops))
+b = usage()
+settings = {{**SCHEDULES["fast"]["pti"], "epochs": 1, "keyframes": 0, "refine_frames": 0, "max_steps_per_frame": 0,
+             "edit_reg_weight": 1.0}}
+cfg = PTIConfig.from_settings(settings)
+pti_tune(G, ws[:200], crops[:200], cfg, progress=False, space=edit_space(pack.directions))
+c = usage()
+print(*(round(y - x, 2) for x, y in zip(a, b)), *(round(y - x, 2) for x, y in zip(b, c)))
+"""
+
+
+def torch_costs(rounds: int) -> None:
+    """The --torch table (see the module doc)."""
+    modes = {"glibc default": 0, "fixed 1 MB": 1 << 20, "fixed 4 MB": 4 << 20, "fixed 16 MB": 16 << 20}
+    print("| round | threshold | PSNR pass of 540 frames: s (sys s, page faults) | PTI, 200 steps + 400 renders: "
+          "s (sys s, page faults) |\n|---|---|---|---|")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    for r in range(rounds):
+        for name, nbytes in modes.items():
+            code = TORCH_CHILD.format(repo=str(REPO), nbytes=nbytes, pack=str(REPO / "resources" / "models" / "demo"))
+            out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+            t1, s1, f1, t2, s2, f2 = out.stdout.split()
+            print(f"| {r + 1} | {name} | {t1} ({s1}, {int(float(f1)):,}) | {t2} ({s2}, {int(float(f2)):,}) |",
+                  flush=True)
+
 
 def build(src: Path, out: Path, frames: int) -> None:
     if out.is_file() and probe(out).num_frames >= frames:
@@ -50,7 +105,11 @@ def main() -> None:
     ap.add_argument("--frames", type=int, nargs="+", default=[40, 320, 1200])
     ap.add_argument("--source", default="talk_1")
     ap.add_argument("--work", type=Path, default=REPO / "results" / "bench_malloc")
+    ap.add_argument("--torch", action="store_true", help="the fixed threshold's cost to a tuning job instead")
+    ap.add_argument("--rounds", type=int, default=2, help="--torch: rounds over the thresholds")
     args = ap.parse_args()
+    if args.torch:
+        return torch_costs(args.rounds)
     args.work.mkdir(parents=True, exist_ok=True)
     video = args.work / f"{args.source}_1080p.mp4"
     build(SHARED / "videos" / f"{args.source}.mp4", video, max(args.frames))

@@ -1,4 +1,6 @@
-"""Process memory settings for the rule jobs (``stitch.smk.setup`` applies them first thing)."""
+"""Process memory settings for the rule jobs (``stitch.smk.setup`` applies them first thing in every rule that
+decodes the video's frames; the torch rules on crops and latents keep glibc's dynamic threshold: see
+``stitch.smk.setup_torch``)."""
 
 from __future__ import annotations
 

@@ -139,9 +139,10 @@ def _log_job_usage(handler: logging.Handler) -> None:
         handler.handle(logging.LogRecord("stitch", logging.INFO, __file__, 0, msg, (value,), None))
 
 
-def _configure(snakemake) -> None:
+def _configure(snakemake, video_frames: bool = True) -> None:
     sys.excepthook = _one_line_user_errors  # first: opening the log file may fail (full or read-only disk)
-    fixed_mmap_threshold()
+    if video_frames:
+        fixed_mmap_threshold()
     logging.raiseExceptions = False  # a log file on a full disk must not print logging's own traceback
     _JOB.update(rule=snakemake.rule, outputs=list(snakemake.output), mem_mb=snakemake.resources.get("mem_mb"))
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
@@ -163,9 +164,12 @@ def setup(snakemake) -> None:
     logging.getLogger("stitch").info("rule %s with %d threads", snakemake.rule, snakemake.threads)
 
 
-def setup_torch(snakemake):
-    """:func:`setup` for a rule that runs torch models: the rule's threads, CUDA when present; returns the device."""
-    _configure(snakemake)
+def setup_torch(snakemake, video_frames: bool = False):
+    """:func:`setup` for a rule that runs torch models: the rule's threads, CUDA when present; returns the device.
+    glibc's mmap threshold is fixed only for a rule that decodes the video's frames (``video_frames``): fixed at
+    1 MB, the tensors of a tuning step or a render (1-16 MB with the demo pack) are mapped and unmapped at every
+    use, which made PTI 1.6x and its PSNR renders 1.8x slower (``python benchmarks/bench_malloc.py --torch``)."""
+    _configure(snakemake, video_frames)
     import torch
 
     torch.set_num_threads(max(1, int(snakemake.threads)))

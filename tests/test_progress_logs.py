@@ -90,3 +90,21 @@ def test_job_cpu_time_is_logged_exactly(tmp_path):
     assert cpu and 1.2 <= float(cpu.group(1)) < 2.5, lines[-2:]  # + start-up; the wall time is over 3.2 s
     assert re.search(r"stitch: peak RSS \d+\.\d MB$", lines[-1])
     assert "CPU time" not in proc.stderr
+
+
+def test_only_rules_that_decode_video_fix_the_mmap_threshold(tmp_path):
+    """``setup`` (the video stages) and ``setup_torch(video_frames=True)`` fix glibc's mmap threshold; a torch rule
+    on crops (``setup_torch``) keeps glibc's own, which serves its tensors from the heap (bench_malloc.py --torch)."""
+    proc, log = _run_rule_script(tmp_path, """
+        import stitch.smk as smk
+        calls = []
+        smk.fixed_mmap_threshold = lambda *a: calls.append(1) or True
+        ns = types.SimpleNamespace(log=[], threads=1, rule="pti", output=[], resources={})
+        smk.setup(ns)
+        smk.setup_torch(ns)
+        print("torch on crops", len(calls))
+        smk.setup_torch(ns, video_frames=True)
+        print("torch on video frames", len(calls))
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[:2] == ["torch on crops 1", "torch on video frames 2"]
