@@ -9,11 +9,13 @@ Builds ``<work>/<source>_1080p.mp4`` once (the source's frames enlarged into 192
 size), then for each size and mode decodes that many frames in a fresh process (``stitch.video.iter_frames``, as
 the per-frame stages do) and prints its peak RSS (``VmHWM``).
 
-``--torch``: what the fixed threshold costs a tuning job, which decodes no video (``stitch.smk.setup_torch``
-leaves glibc's dynamic threshold to those): in a fresh process per threshold (glibc default, fixed 1 MB, 4 MB,
-16 MB), alternating, ``--rounds`` times, the demo pack's generator renders 540 random pivots as PTI's PSNR check
-does (``stitch.pti.frames_psnr``), then PTI tunes 200 of them for one epoch (200 steps at ``fast``'s settings,
-with the edit regulariser, and its renders of the 200 before and after), one torch thread; prints the seconds, the system (kernel) seconds and the page faults of each.
+``--torch``: what the threshold does to a tuning job, which decodes no video (``stitch.smk.setup_torch``): in a
+fresh process per threshold (glibc default, fixed 1 MB, 4 MB, 16 MB), alternating, ``--rounds`` times, the demo
+pack's generator renders 540 random pivots as PTI's PSNR check does (``stitch.pti.frames_psnr``), then PTI tunes
+200 of them for one epoch (200 steps at ``fast``'s settings, with the edit regulariser, and its renders of the 200
+before and after), one torch thread; prints the seconds, the system (kernel) seconds and the page faults of each.
+Then the peak RSS of ``fast``'s PTI (4 epochs) streaming 300 random frames from 3 shard files, and the same shard
+files listed 4 times (1,200 frames: the same poses, so the same keyframes), per threshold.
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ import argparse
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+
+import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -78,6 +83,45 @@ print(*(round(y - x, 2) for x, y in zip(a, b)), *(round(y - x, 2) for x, y in zi
 """
 
 
+RSS_CHILD = """
+import re, sys
+sys.path.insert(0, {repo!r})
+from stitch.memory import fixed_mmap_threshold
+if {nbytes}:
+    assert fixed_mmap_threshold({nbytes})
+import numpy as np, torch
+torch.set_num_threads(1)
+from stitch.configs import SCHEDULES, PTIConfig
+from stitch.packs import Pack
+from stitch.pti import edit_space, pti_tune
+from stitch.pti_frames import TrackFrames
+pack = Pack.open({pack!r})
+crops, pivots = {crops!r} * {rep}, {pivots!r} * {rep}
+cfg = PTIConfig.from_settings({{**SCHEDULES["fast"]["pti"], "epochs": 4, "edit_reg_weight": 1.0}})
+frames = TrackFrames(crops, pivots, 0)
+# a video's variety, not its length: the poses of {n} frames, again in every listing of the shards
+features = np.tile(0.05 * np.random.default_rng(0).normal(size=({n}, 8)), ({rep}, 1))
+pti_tune(pack.generator(), None, None, cfg, progress=False, space=edit_space(pack.directions), features=features,
+         frames=frames)
+print(int(re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1)) // 1024)
+"""
+
+
+def random_shards(work: Path, res: int, w_dim: int, num_ws: int, shards: int = 3, n: int = 100) -> tuple[list, list]:
+    """``shards`` crop / pivot shard files of ``n`` random frames each (one face, every frame valid)."""
+    from stitch.latents import Latents
+    from stitch.stagefiles import Crops
+
+    rng, crops, pivots = np.random.default_rng(0), [], []
+    for k in range(shards):
+        crops.append(str(work / f"crop_{k:04d}.npz"))
+        pivots.append(str(work / f"invert_{k:04d}.npy"))
+        Crops(rng.integers(0, 256, (1, n, res, res, 3), np.uint8), np.ones((1, n), bool), np.zeros((1, n, 4, 2)),
+              np.array([0], np.int64)).save(crops[-1])
+        Latents(0.1 * rng.standard_normal((1, n, num_ws, w_dim)).astype(np.float32)).save(pivots[-1])
+    return crops, pivots
+
+
 def torch_costs(rounds: int) -> None:
     """The --torch table (see the module doc)."""
     modes = {"glibc default": 0, "fixed 1 MB": 1 << 20, "fixed 4 MB": 4 << 20, "fixed 16 MB": 16 << 20}
@@ -91,6 +135,18 @@ def torch_costs(rounds: int) -> None:
             t1, s1, f1, t2, s2, f2 = out.stdout.split()
             print(f"| {r + 1} | {name} | {t1} ({s1}, {int(float(f1)):,}) | {t2} ({s2}, {int(float(f2)):,}) |",
                   flush=True)
+    from stitch.packs import Pack
+
+    G = Pack.open(REPO / "resources" / "models" / "demo").generator()
+    with tempfile.TemporaryDirectory() as tmp:
+        crops, pivots = random_shards(Path(tmp), G.img_resolution, G.w_dim, G.num_ws)
+        print("\n| threshold | PTI peak RSS, 300 frames (MB) | 1,200 frames (MB) | growth |\n|---|---|---|---|")
+        for name, nbytes in modes.items():
+            rss = [int(subprocess.run([sys.executable, "-c", RSS_CHILD.format(
+                repo=str(REPO), nbytes=nbytes, pack=str(REPO / "resources" / "models" / "demo"), crops=crops,
+                pivots=pivots, rep=rep, n=3 * 100)], capture_output=True, text=True, check=True, env=env).stdout)
+                   for rep in (1, 4)]
+            print(f"| {name} | {rss[0]} | {rss[1]} | {rss[1] / rss[0]:.3f} |", flush=True)
 
 
 def build(src: Path, out: Path, frames: int) -> None:

@@ -1,6 +1,5 @@
-"""Process memory settings for the rule jobs (``stitch.smk.setup`` applies them first thing in every rule that
-decodes the video's frames; the torch rules on crops and latents keep glibc's dynamic threshold: see
-``stitch.smk.setup_torch``)."""
+"""Process memory settings for the rule jobs (``stitch.smk.setup`` / ``setup_torch`` apply them first thing, with
+a threshold per kind of rule: ``stitch.smk.VIDEO_MMAP_THRESHOLD``, ``TORCH_MMAP_THRESHOLD``)."""
 
 from __future__ import annotations
 

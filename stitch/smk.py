@@ -139,10 +139,19 @@ def _log_job_usage(handler: logging.Handler) -> None:
         handler.handle(logging.LogRecord("stitch", logging.INFO, __file__, 0, msg, (value,), None))
 
 
-def _configure(snakemake, video_frames: bool = True) -> None:
+#: glibc's mmap threshold in the rules that decode the video's frames: a frame (6 MB at 1080p) is mapped and
+#: unmapped, never left in the heap to fragment it (issue #12, ``benchmarks/bench_malloc.py``)
+VIDEO_MMAP_THRESHOLD = 1 << 20
+#: ... and in the torch rules on crops and latents: at 1 MB the tensors of a tuning step or a render (1-16 MB with
+#: the demo pack) were mapped and unmapped at every use (page faults: PTI 1.6x, its PSNR renders 2x slower); glibc's
+#: own threshold, which rises as blocks are freed, let PTI's peak RSS grow 9 % with 4x the frames; fixed at 16 MB
+#: both are gone (``python benchmarks/bench_malloc.py --torch``)
+TORCH_MMAP_THRESHOLD = 16 << 20
+
+
+def _configure(snakemake, mmap_threshold: int = VIDEO_MMAP_THRESHOLD) -> None:
     sys.excepthook = _one_line_user_errors  # first: opening the log file may fail (full or read-only disk)
-    if video_frames:
-        fixed_mmap_threshold()
+    fixed_mmap_threshold(mmap_threshold)
     logging.raiseExceptions = False  # a log file on a full disk must not print logging's own traceback
     _JOB.update(rule=snakemake.rule, outputs=list(snakemake.output), mem_mb=snakemake.resources.get("mem_mb"))
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
@@ -166,10 +175,9 @@ def setup(snakemake) -> None:
 
 def setup_torch(snakemake, video_frames: bool = False):
     """:func:`setup` for a rule that runs torch models: the rule's threads, CUDA when present; returns the device.
-    glibc's mmap threshold is fixed only for a rule that decodes the video's frames (``video_frames``): fixed at
-    1 MB, the tensors of a tuning step or a render (1-16 MB with the demo pack) are mapped and unmapped at every
-    use, which made PTI 1.6x and its PSNR renders 1.8x slower (``python benchmarks/bench_malloc.py --torch``)."""
-    _configure(snakemake, video_frames)
+    glibc's mmap threshold is fixed at ``TORCH_MMAP_THRESHOLD``, or at ``VIDEO_MMAP_THRESHOLD`` for a rule that
+    decodes the video's frames (``video_frames``)."""
+    _configure(snakemake, VIDEO_MMAP_THRESHOLD if video_frames else TORCH_MMAP_THRESHOLD)
     import torch
 
     torch.set_num_threads(max(1, int(snakemake.threads)))

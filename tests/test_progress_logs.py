@@ -92,19 +92,18 @@ def test_job_cpu_time_is_logged_exactly(tmp_path):
     assert "CPU time" not in proc.stderr
 
 
-def test_only_rules_that_decode_video_fix_the_mmap_threshold(tmp_path):
-    """``setup`` (the video stages) and ``setup_torch(video_frames=True)`` fix glibc's mmap threshold; a torch rule
-    on crops (``setup_torch``) keeps glibc's own, which serves its tensors from the heap (bench_malloc.py --torch)."""
+def test_torch_rules_on_crops_fix_a_higher_mmap_threshold(tmp_path):
+    """``setup`` (the video stages) and ``setup_torch(video_frames=True)`` fix glibc's mmap threshold at 1 MB; a
+    torch rule on crops (``setup_torch``) at 16 MB, above its tensors (bench_malloc.py --torch)."""
     proc, log = _run_rule_script(tmp_path, """
         import stitch.smk as smk
         calls = []
-        smk.fixed_mmap_threshold = lambda *a: calls.append(1) or True
+        smk.fixed_mmap_threshold = lambda n: calls.append(n >> 20) or True
         ns = types.SimpleNamespace(log=[], threads=1, rule="pti", output=[], resources={})
         smk.setup(ns)
         smk.setup_torch(ns)
-        print("torch on crops", len(calls))
         smk.setup_torch(ns, video_frames=True)
-        print("torch on video frames", len(calls))
+        print("MB", *calls)
     """)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split("\n")[:2] == ["torch on crops 1", "torch on video frames 2"]
+    assert proc.stdout.split("\n")[0] == "MB 1 16 1"  # setup, setup_torch, setup_torch(video_frames=True)
