@@ -50,8 +50,8 @@ for frame in itertools.islice(iter_frames({video!r}), {n}):
 print(int(re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1)) // 1024)
 """
 
-TORCH_CHILD = """
-import resource, sys, time
+TORCH_PREAMBLE = """
+import re, resource, sys, time
 sys.path.insert(0, {repo!r})
 from stitch.memory import fixed_mmap_threshold
 if {nbytes}:
@@ -61,8 +61,11 @@ torch.set_num_threads(1)
 from stitch.configs import SCHEDULES, PTIConfig
 from stitch.packs import Pack
 from stitch.pti import edit_space, frames_psnr, pti_tune
-from stitch.pti_frames import ArrayFrames
+from stitch.pti_frames import ArrayFrames, TrackFrames
 pack = Pack.open({pack!r})
+"""
+
+TORCH_CHILD = TORCH_PREAMBLE + """
 G = pack.generator()
 rng = np.random.default_rng(0)
 ws = (G.mapping.w_avg + 0.3 * torch.randn(540, G.w_dim, generator=torch.Generator().manual_seed(0)))
@@ -83,19 +86,7 @@ print(*(round(y - x, 2) for x, y in zip(a, b)), *(round(y - x, 2) for x, y in zi
 """
 
 
-RSS_CHILD = """
-import re, sys
-sys.path.insert(0, {repo!r})
-from stitch.memory import fixed_mmap_threshold
-if {nbytes}:
-    assert fixed_mmap_threshold({nbytes})
-import numpy as np, torch
-torch.set_num_threads(1)
-from stitch.configs import SCHEDULES, PTIConfig
-from stitch.packs import Pack
-from stitch.pti import edit_space, pti_tune
-from stitch.pti_frames import TrackFrames
-pack = Pack.open({pack!r})
+RSS_CHILD = TORCH_PREAMBLE + """
 crops, pivots = {crops!r} * {rep}, {pivots!r} * {rep}
 cfg = PTIConfig.from_settings({{**SCHEDULES["fast"]["pti"], "epochs": 4, "edit_reg_weight": 1.0}})
 frames = TrackFrames(crops, pivots, 0)

@@ -143,7 +143,7 @@ def _log_job_usage(handler: logging.Handler) -> None:
 #: unmapped, never left in the heap to fragment it (issue #12, ``benchmarks/bench_malloc.py``)
 VIDEO_MMAP_THRESHOLD = 1 << 20
 #: ... and in the torch rules on crops and latents: at 1 MB the tensors of a tuning step or a render (1-16 MB with
-#: the demo pack) were mapped and unmapped at every use (page faults: PTI 1.6x, its PSNR renders 2x slower); glibc's
+#: the demo pack) were mapped and unmapped at every use (page faults: PTI 1.6x, its PSNR renders 1.8x slower); glibc's
 #: own threshold, which rises as blocks are freed, let PTI's peak RSS grow 9 % with 4x the frames; fixed at 16 MB
 #: both are gone (``python benchmarks/bench_malloc.py --torch``)
 TORCH_MMAP_THRESHOLD = 16 << 20
