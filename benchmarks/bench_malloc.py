@@ -90,8 +90,8 @@ RSS_CHILD = TORCH_PREAMBLE + """
 crops, pivots = {crops!r} * {rep}, {pivots!r} * {rep}
 cfg = PTIConfig.from_settings({{**SCHEDULES["fast"]["pti"], "epochs": 4, "edit_reg_weight": 1.0}})
 frames = TrackFrames(crops, pivots, 0)
-# a video's variety, not its length: the poses of {n} frames, again in every listing of the shards
-features = np.tile(0.05 * np.random.default_rng(0).normal(size=({n}, 8)), ({rep}, 1))
+# a video's variety, not its length: the poses of one listing of the shards, again in every listing
+features = np.tile(0.05 * np.random.default_rng(0).normal(size=(len(frames) // {rep}, 8)), ({rep}, 1))
 pti_tune(pack.generator(), None, None, cfg, progress=False, space=edit_space(pack.directions), features=features,
          frames=frames)
 print(int(re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1)) // 1024)
@@ -113,30 +113,40 @@ def random_shards(work: Path, res: int, w_dim: int, num_ws: int, shards: int = 3
     return crops, pivots
 
 
-def torch_costs(rounds: int) -> None:
-    """The --torch table (see the module doc)."""
-    modes = {"glibc default": 0, "fixed 1 MB": 1 << 20, "fixed 4 MB": 4 << 20, "fixed 16 MB": 16 << 20}
+DEMO_PACK = REPO / "resources" / "models" / "demo"
+#: the thresholds compared by --torch (0: glibc's own)
+TORCH_MODES = {"glibc default": 0, "fixed 1 MB": 1 << 20, "fixed 4 MB": 4 << 20, "fixed 16 MB": 16 << 20}
+
+
+def _child(code: str) -> str:
+    """stdout of ``code`` run in a fresh Python with one torch thread and the passive OpenMP wait."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
+
+
+def torch_seconds(rounds: int) -> None:
+    """The --torch timing table (see the module doc)."""
     print("| round | threshold | PSNR pass of 540 frames: s (sys s, page faults) | PTI, 200 steps + 400 renders: "
           "s (sys s, page faults) |\n|---|---|---|---|")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
     for r in range(rounds):
-        for name, nbytes in modes.items():
-            code = TORCH_CHILD.format(repo=str(REPO), nbytes=nbytes, pack=str(REPO / "resources" / "models" / "demo"))
-            out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
-            t1, s1, f1, t2, s2, f2 = out.stdout.split()
+        for name, nbytes in TORCH_MODES.items():
+            t1, s1, f1, t2, s2, f2 = _child(TORCH_CHILD.format(repo=str(REPO), nbytes=nbytes, pack=str(DEMO_PACK)))\
+                .split()
             print(f"| {r + 1} | {name} | {t1} ({s1}, {int(float(f1)):,}) | {t2} ({s2}, {int(float(f2)):,}) |",
                   flush=True)
+
+
+def torch_rss() -> None:
+    """The --torch peak RSS table (see the module doc)."""
     from stitch.packs import Pack
 
-    G = Pack.open(REPO / "resources" / "models" / "demo").generator()
+    G = Pack.open(DEMO_PACK).generator()
     with tempfile.TemporaryDirectory() as tmp:
         crops, pivots = random_shards(Path(tmp), G.img_resolution, G.w_dim, G.num_ws)
         print("\n| threshold | PTI peak RSS, 300 frames (MB) | 1,200 frames (MB) | growth |\n|---|---|---|---|")
-        for name, nbytes in modes.items():
-            rss = [int(subprocess.run([sys.executable, "-c", RSS_CHILD.format(
-                repo=str(REPO), nbytes=nbytes, pack=str(REPO / "resources" / "models" / "demo"), crops=crops,
-                pivots=pivots, rep=rep, n=3 * 100)], capture_output=True, text=True, check=True, env=env).stdout)
-                   for rep in (1, 4)]
+        for name, nbytes in TORCH_MODES.items():
+            rss = [int(_child(RSS_CHILD.format(repo=str(REPO), nbytes=nbytes, pack=str(DEMO_PACK), crops=crops,
+                                               pivots=pivots, rep=rep))) for rep in (1, 4)]
             print(f"| {name} | {rss[0]} | {rss[1]} | {rss[1] / rss[0]:.3f} |", flush=True)
 
 
@@ -156,7 +166,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2, help="--torch: rounds over the thresholds")
     args = ap.parse_args()
     if args.torch:
-        return torch_costs(args.rounds)
+        torch_seconds(args.rounds)
+        return torch_rss()
     args.work.mkdir(parents=True, exist_ok=True)
     video = args.work / f"{args.source}_1080p.mp4"
     build(SHARED / "videos" / f"{args.source}.mp4", video, max(args.frames))

@@ -131,8 +131,8 @@ def table(work: Path) -> pd.DataFrame:
     cpu_pti = {d: job_cpu_seconds(d, "pti") for d in set(logs)}  # one PTI job per sample
     out["cpu_pti"] = [cpu_pti[d] for d in logs]
     out["cpu_stitching"] = [job_cpu_seconds(d, f"stitching_{e}") for d, e in zip(logs, out["edit"])]
-    extra = ["seed", "cpu_pti", "cpu_stitching", "no_stitch_seam_mse"]
-    return out[[c for c in COLUMNS[:2] + ["seed"] + COLUMNS[2:] + extra[1:] if c in out]]
+    columns = COLUMNS[:2] + ["seed"] + COLUMNS[2:] + ["cpu_pti", "cpu_stitching", "no_stitch_seam_mse"]
+    return out[[c for c in columns if c in out]]
 
 
 PROBE = {"older": "age_delta", "smile": "smile_delta"}  # the gender edits: p_male_delta
@@ -181,12 +181,12 @@ def totals(t: pd.DataFrame) -> str:
     sec, cpu = {}, {}
     seeds = edits["seed"].nunique()
     for schedule, g in edits.groupby("schedule"):
-        per_video = g.groupby(["video", "seed"]).agg(frames=("frames", "first"), pti=("spf_pti", "first"),
-                                           render=("spf_render", "sum"), cpu_pti=("cpu_pti", "first"),
-                                           cpu_stitching=("cpu_stitching", "sum"))
-        sec[schedule] = float((per_video["frames"] * (per_video["pti"] + per_video["render"])).sum()) / seeds
+        runs = g.groupby(["video", "seed"]).agg(frames=("frames", "first"), pti=("spf_pti", "first"),
+                                                render=("spf_render", "sum"), cpu_pti=("cpu_pti", "first"),
+                                                cpu_stitching=("cpu_stitching", "sum"))
+        sec[schedule] = float((runs["frames"] * (runs["pti"] + runs["render"])).sum()) / seeds
         # NaN unless every job logged its CPU time (runs before stitch.smk logged it)
-        cpu[schedule] = float((per_video["cpu_pti"] + per_video["cpu_stitching"]).sum(min_count=len(per_video))) / seeds
+        cpu[schedule] = float((runs["cpu_pti"] + runs["cpu_stitching"]).sum(min_count=len(runs))) / seeds
     if len(sec) < 2:
         return ""
     return (f"PTI + stitching, all videos and edits: reference {sec['reference']:.0f} s, fast {sec['fast']:.0f} s "
