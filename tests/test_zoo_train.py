@@ -85,6 +85,17 @@ def assert_same_weights(a: Path, b: Path) -> None:
             assert torch.equal(sa[k], sb[k]), f"{name}.{k} differs after resume"
 
 
+def test_faces_train_in_the_standard_layout(faces):
+    """Training tensors are contiguous NCHW, not the channels-last strides of a permuted NHWC array: with those,
+    torch 2.13's CPU backward through the tiny encoder's 1x1 stride-2 shortcut corrupts the heap (process abort)."""
+    train_x, held_x = ztrain.load_split(faces)
+    data = np.load(faces)
+    assert train_x.shape == (32, 3, RES, RES) and held_x.shape == (8, 3, RES, RES)
+    assert train_x.is_contiguous() and held_x.is_contiguous()
+    first = data["crops"][0].transpose(2, 0, 1) / 127.5 - 1
+    assert np.allclose(train_x[0].numpy(), first, atol=1e-6)
+
+
 def test_reconstruction_phase_learns_and_writes_the_final_models(phase1):
     m = ztrain.json.loads((phase1 / "train_metrics.json").read_text())
     first, last = m["history"][0]["heldout_psnr"], m["heldout_psnr"]

@@ -27,6 +27,7 @@ from tqdm import tqdm
 from stitch.atomic import atomic_path, write_json
 from stitch.models import Encoder4Editing, EncoderConfig, Generator, GeneratorConfig
 from stitch.models.native import save_model
+from stitch.tensors import crops_to_tensor
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +67,13 @@ class TrainConfig(ReconRunConfig):
 
 
 def to_tensor(crops_uint8: np.ndarray) -> torch.Tensor:
-    """(N, H, W, 3) uint8 -> (N, 3, H, W) float in [-1, 1]."""
-    return torch.from_numpy(crops_uint8).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+    """(N, H, W, 3) uint8 -> (N, 3, H, W) float in [-1, 1], stored contiguously (NCHW).
+
+    Not the channels-last strides that permuting an NHWC array gives: with those, torch 2.13's CPU backward of a
+    1x1 stride-2 convolution over 3 or 4 channels (the encoder's shortcut at tiny widths) corrupts the heap and
+    aborts the process (tests/test_zoo_train.py::test_faces_train_in_the_standard_layout).
+    """
+    return crops_to_tensor(crops_uint8).contiguous()
 
 
 def psnr_batch(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
