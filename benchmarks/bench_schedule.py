@@ -176,17 +176,19 @@ def seed_spread(t: pd.DataFrame) -> pd.DataFrame:
 
 def totals(t: pd.DataFrame) -> str:
     """Seconds of PTI (once per video) + stitching (per edit) summed over the videos, per schedule, and the ratio
-    (per seed: the sums are divided by the number of seeds)."""
+    (with several PTI seeds: each video's mean over its seeds, so a schedule run with fewer seeds is not cheaper)."""
     edits = t[t["edit"] != "_recon"]
     sec, cpu = {}, {}
-    seeds = edits["seed"].nunique()
     for schedule, g in edits.groupby("schedule"):
         runs = g.groupby(["video", "seed"]).agg(frames=("frames", "first"), pti=("spf_pti", "first"),
                                                 render=("spf_render", "sum"), cpu_pti=("cpu_pti", "first"),
                                                 cpu_stitching=("cpu_stitching", "sum"))
-        sec[schedule] = float((runs["frames"] * (runs["pti"] + runs["render"])).sum()) / seeds
+        per_video = pd.DataFrame({"sec": runs["frames"] * (runs["pti"] + runs["render"]),
+                                  "cpu": runs["cpu_pti"] + runs["cpu_stitching"]}).groupby(level="video").mean()
+        sec[schedule] = float(per_video["sec"].sum())
         # NaN unless every job logged its CPU time (runs before stitch.smk logged it)
-        cpu[schedule] = float((runs["cpu_pti"] + runs["cpu_stitching"]).sum(min_count=len(runs))) / seeds
+        cpu[schedule] = float(per_video["cpu"].sum()) if runs[["cpu_pti", "cpu_stitching"]].notna().all().all() \
+            else np.nan
     if len(sec) < 2:
         return ""
     return (f"PTI + stitching, all videos and edits: reference {sec['reference']:.0f} s, fast {sec['fast']:.0f} s "
