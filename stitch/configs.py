@@ -105,16 +105,16 @@ class CalibrateConfig:
 #: schedule name -> {stage: {key: value}}: a layer of the settings resolver between config.yaml and the pack's
 #: defaults (stitch.settings). ``reference`` is STIT's (nothing changed); ``fast`` tunes PTI on keyframes (constant
 #: learning rate, running average of the weights, blocks below 16 px frozen, the edit regulariser on every 8th update,
-#: at most 14 steps per frame of the video: a short clip gets fewer epochs) and caps each frame's stitching at 10
+#: at most 16 steps per frame of the video: a short clip gets fewer epochs) and caps each frame's stitching at 10
 #: steps, each started from PTI's weights as STIT does: a warm start from the previous frame's carries the edit's
 #: undoing from frame to frame (act_d12: 4x the steps, seam 1.4x, TG-ID -0.012); issue #13, values chosen with
 #: pilots, README "Schedules".
 SCHEDULES: dict[str, dict[str, dict[str, Any]]] = {
     "reference": {},
     "fast": {
-        "pti": {"keyframes": 32, "batch": 1, "epochs": 49, "lr": 1.5e-3, "lr_schedule": "constant", "refine_frames": 8,
+        "pti": {"keyframes": 32, "batch": 1, "epochs": 58, "lr": 1.5e-3, "lr_schedule": "constant", "refine_frames": 8,
                 "edit_reg_every": 8, "beta2": 0.99, "ema": 0.99, "freeze_below": 16, "keyframe_radius": 0.25,
-                "keyframe_spacing": 4, "max_steps_per_frame": 14},
+                "keyframe_spacing": 4, "max_steps_per_frame": 16},
         "stitching": {"max_steps": 10},
     },
 }
