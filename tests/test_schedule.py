@@ -150,6 +150,8 @@ def test_the_step_budget_is_planned_again_with_the_frames_really_added():
     assert planned_epochs(cfg, 135, 32 + 4, True, refined=True, **done) == 49  # 1,881 steps <= 1,890
     assert planned_epochs(cfg, 135, 32 + 8, True, refined=True, **done) == 46  # 1,863; 47 epochs would be 1,908
     assert planned_epochs(cfg, 135, 32, regularise=False) == 49  # without the regulariser 49 x 32 + 25 x 8 fit
+    # the preset now (58 epochs, at most 16 per frame): counting all 8 refine frames talk_1's plan is 53 epochs
+    assert planned_epochs(PTIConfig(**SCHEDULES["fast"]["pti"]), 135, 32, regularise=True) == 53
 
 
 def test_reference_pti_is_unchanged_by_the_keyframe_code(G):
